@@ -1,0 +1,5 @@
+import sys
+
+from star.cli import main
+
+sys.exit(main())

@@ -1,0 +1,114 @@
+"""The pipeline configuration: YAML files merged in order, validated against `config.schema.yaml`,
+defaults filled from the schema (the one place that states them).
+
+Snakemake validates the same schema in `workflow/rules/common.smk`; the stages get their section as JSON
+through a rule param, so editing one section reruns only the stages that read it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from star.errors import InputError
+
+SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
+
+
+class ConfigError(InputError):
+    """A configuration value or key the schema does not accept."""
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def _validator_filling_defaults():
+    base = jsonschema.Draft202012Validator
+    check_properties = base.VALIDATORS["properties"]
+
+    def properties(validator, props, instance, subschema):
+        if isinstance(instance, dict):
+            for key, sub in props.items():
+                if "default" in sub:
+                    instance.setdefault(key, copy.deepcopy(sub["default"]))
+        yield from check_properties(validator, props, instance, subschema)
+
+    return jsonschema.validators.extend(base, {"properties": properties})
+
+
+def _subschema(dotted: str) -> dict:
+    node = schema()
+    for key in dotted.split(".") if dotted else []:
+        node = node["properties"][key]
+    # keep $defs reachable for $ref inside the section
+    return {**node, "$defs": schema().get("$defs", {})}
+
+
+def validate(config: dict, where: str = "config", section: str = "") -> dict:
+    """Return a validated deep copy of `config` with defaults filled; raise ConfigError naming the key."""
+    config = copy.deepcopy(config if config is not None else {})
+    validator = _validator_filling_defaults()(_subschema(section))
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = []
+        for err in errors:
+            key = ".".join(str(p) for p in [*([section] if section else []), *err.absolute_path]) or "<top>"
+            lines.append(f"  {key}: {err.message}")
+        raise ConfigError(f"invalid configuration in {where}:\n" + "\n".join(lines))
+    return config
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """Merge `override` into a copy of `base`; nested dicts merge, everything else is replaced."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load(*paths: str | Path) -> dict:
+    """Load YAML config files (later files override earlier ones), validated and with defaults."""
+    merged: dict = {}
+    for path in paths:
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path} must hold a mapping, not {type(data).__name__}")
+        merged = deep_merge(merged, data)
+    return validate(merged, where=" + ".join(str(p) for p in paths) or "config")
+
+
+def section(name: str, value: str | dict | None = None) -> dict:
+    """One section of the config (e.g. 'decode' or 'features.pptimesformer'), validated with defaults.
+
+    `value` is a dict, an inline JSON object (what rules pass), a YAML/JSON file path, or None (all defaults).
+    """
+    where = f"section {name}"
+    if isinstance(value, str):
+        if value.lstrip().startswith("{"):
+            value = json.loads(value)
+        else:
+            where = value
+            value = yaml.safe_load(Path(value).read_text()) or {}
+    return validate(value or {}, where=where, section=name)
+
+
+def to_json(value: Any) -> str:
+    """Canonical JSON (sorted keys): the form rules pass to stages and caches record."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))

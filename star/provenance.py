@@ -1,0 +1,124 @@
+"""What produced a cache: code hashes, file checksums, atomic writes.
+
+`code_hash("star.video.decode")` hashes the source of that module and of every `star` module it imports,
+transitively. Rules put it in a param, so Snakemake reruns a stage when (and only when) code it runs changes.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import datetime as _dt
+import hashlib
+import os
+import tempfile
+from functools import cache
+from pathlib import Path
+from collections.abc import Iterator
+
+from star import __version__
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+
+
+def _module_file(name: str) -> Path | None:
+    rel = Path(*name.split("."))
+    for candidate in (PACKAGE_ROOT.parent / rel.with_suffix(".py"), PACKAGE_ROOT.parent / rel / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _star_imports(name: str, path: Path) -> set[str]:
+    """Names of `star` modules imported by the module `name` at `path` (absolute and relative imports)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            parts = package[: len(package) - node.level + 1] if node.level else []
+            base = ".".join(parts + (node.module.split(".") if node.module else []))
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return {m for m in found if m == "star" or m.startswith("star.")}
+
+
+@cache
+def module_closure(name: str) -> tuple[str, ...]:
+    """`name` and every `star` module it imports, transitively, sorted."""
+    seen: dict[str, Path] = {}
+    todo = [name]
+    while todo:
+        mod = todo.pop()
+        if mod in seen:
+            continue
+        path = _module_file(mod)
+        if path is None:
+            continue  # an attribute imported from a module, not a module
+        seen[mod] = path
+        todo.extend(_star_imports(mod, path) - seen.keys())
+    if name not in seen:
+        raise ModuleNotFoundError(f"no module {name!r} in {PACKAGE_ROOT}")
+    return tuple(sorted(seen))
+
+
+def code_hash(*modules: str) -> str:
+    """sha256 (16 hex digits) over the source of `modules` and the `star` modules they import."""
+    digest = hashlib.sha256()
+    for mod in sorted({m for name in modules for m in module_closure(name)}):
+        digest.update(mod.encode() + b"\0" + _module_file(mod).read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def record(stage: str, config: dict | None = None, code: str | None = None, sources=(), **extra) -> dict:
+    """The provenance dict a cache stores: stage, its config and hash, code hash, source checksums."""
+    from star.config import to_json
+
+    cfg_json = to_json(config or {})
+    return {
+        "stage": stage,
+        "star_version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "config": cfg_json,
+        "config_hash": sha256_text(cfg_json)[:16],
+        "code_hash": code or "",
+        "sources": {str(p): sha256_file(p) for p in sources},
+        **extra,
+    }
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success rename it onto `path`, on failure delete it.
+
+    Readers never see a half-written file, and a failed run leaves any previous `path` untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)

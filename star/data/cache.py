@@ -11,7 +11,7 @@ One file per game half and stage, written by one rule. Layout by kind (N = sampl
              mask    bool    [N, P]         slot holds a detection
              calibrated bool [N]            a camera was fitted for this sample (else slots are empty)
 
-Every file has attributes `kind`, `fps`, the kind's own (`dim`, `encoder`, ...), and `provenance`: JSON with the
+Every file has attributes `kind`, `game` (id), `half`, `fps`, `length` (N), the kind's own (`dim`, `encoder`, ...), and `provenance`: JSON with the
 stage, its config and hash, the code hash, and sha256 of the source files.
 """
 
@@ -39,11 +39,11 @@ class Kind:
 
 
 KINDS = {
-    "frames": Kind({"frames": "uint8", "times": "float64"}, ("fps", "width", "height", "source")),
-    "features": Kind({"features": "float32"}, ("fps", "dim", "encoder"), finite=("features",)),
+    "frames": Kind({"frames": "uint8", "times": "float64"}, ("game", "half", "fps", "width", "height", "source")),
+    "features": Kind({"features": "float32"}, ("game", "half", "fps", "dim", "encoder"), finite=("features",)),
     "positions": Kind(
         {"xy": "float32", "team": "int8", "role": "int8", "mask": "bool", "calibrated": "bool"},
-        ("fps", "backend", "max_players"),
+        ("game", "half", "fps", "backend", "max_players"),
     ),
 }
 

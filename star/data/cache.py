@@ -130,7 +130,9 @@ def write_cache(path, kind: str, arrays: dict, provenance: dict, **attrs) -> Pat
 
 
 def _decoded(value):
-    return value.decode() if isinstance(value, bytes) else value
+    if isinstance(value, bytes):
+        return value.decode()
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def open_cache(path: str | Path, kind: str, **expect) -> h5py.File:
@@ -163,4 +165,4 @@ def cache_attrs(path: str | Path) -> dict:
     with h5py.File(path, "r") as h5:
         attrs = {k: _decoded(v) for k, v in h5.attrs.items()}
     attrs["provenance"] = json.loads(attrs.get("provenance", "{}"))
-    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in attrs.items()}
+    return attrs

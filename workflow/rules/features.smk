@@ -1,0 +1,102 @@
+# Clip features per half: PP-TimesFormer extracted from the decoded frames (fine-tuned on the train split when no
+# checkpoint is given), or SoccerNet's precomputed .npy features imported. MKL_DEBUG_CPU_TYPE=5 must be set before
+# Paddle's process starts (its MKL is ~3x slower on AMD CPUs otherwise).
+
+PP_WEIGHTS = PP["weights"] or f"results/encoder/pptimesformer_{PP['preset']}.pdparams"
+IMPORTED = [e for e in config["features"]["encoders"] if e != "pptimesformer"]
+
+
+def labels_of(split):
+    """The labels file of every half of `split`, parallel to halves_of(split, ...)."""
+    return [game_file(g, config["dataset"]["labels"]) for g in SPLIT_IDS[split] for h in HALVES]
+
+
+if PP["weights"] is None:
+
+    rule encoder_finetune:
+        input:
+            frames=halves_of("train", "results/frames/{game}/{half}.h5"),
+            labels=labels_of("train"),
+        output:
+            weights=PP_WEIGHTS,
+            report=f"results/encoder/pptimesformer_{PP['preset']}.json",
+        params:
+            cfg=section_json("features", "pptimesformer"),
+            seed=config["seed"],
+            code=code_hash("star.features.finetune"),
+        threads: 2
+        log:
+            "results/logs/encoder_finetune.log",
+        benchmark:
+            "results/benchmarks/encoder_finetune.tsv"
+        conda:
+            env("video")
+        shell:
+            "MKL_DEBUG_CPU_TYPE=5 {STAR} encoder-finetune --frames {input.frames:q} --labels {input.labels:q}"
+            " --out {output.weights:q} --report {output.report:q} --seed {params.seed} --threads {threads}"
+            " --config {params.cfg:q} > {log:q} 2>&1"
+
+
+rule features_extract:
+    input:
+        frames="results/frames/{game}/{half}.h5",
+        weights=PP_WEIGHTS,
+    output:
+        "results/features/pptimesformer/{game}/{half}.h5",
+    params:
+        cfg=section_json("features", "pptimesformer"),
+        code=code_hash("star.features.extract"),
+    threads: 1
+    log:
+        "results/logs/features_extract/{game}_{half}.log",
+    benchmark:
+        "results/benchmarks/features_extract/{game}_{half}.tsv"
+    conda:
+        env("video")
+    shell:
+        "MKL_DEBUG_CPU_TYPE=5 {STAR} features-extract --frames {input.frames:q} --weights {input.weights:q}"
+        " --out {output:q} --threads {threads} --config {params.cfg:q} > {log:q} 2>&1"
+
+
+rule features_import:
+    input:
+        npy=lambda w: game_file(w.game, half_file(config["features"]["import"][w.encoder]["file"], w.half)),
+    output:
+        "results/features/{encoder}/{game}/{half}.h5",
+    wildcard_constraints:
+        encoder="baidu|resnet|resnet_pca512",
+    params:
+        cfg=lambda w: section_json("features", "import", w.encoder),
+        code=code_hash("star.features.import_npy"),
+    log:
+        "results/logs/features_import/{encoder}_{game}_{half}.log",
+    benchmark:
+        "results/benchmarks/features_import/{encoder}_{game}_{half}.tsv"
+    conda:
+        env("video")
+    shell:
+        "{STAR} features-import --npy {input.npy:q} --encoder {wildcards.encoder} --game {wildcards.game}"
+        " --half {wildcards.half} --out {output:q} --config {params.cfg:q} > {log:q} 2>&1"
+
+
+rule features_probe:
+    input:
+        train=halves_of("train", "results/features/{{encoder}}/{game}/{half}.h5"),
+        train_labels=labels_of("train"),
+        test=halves_of("test", "results/features/{{encoder}}/{game}/{half}.h5"),
+        test_labels=labels_of("test"),
+    output:
+        "results/features/{encoder}/probe.json",
+    params:
+        seed=config["seed"],
+        code=code_hash("star.features.probe"),
+    log:
+        "results/logs/features_probe/{encoder}.log",
+    benchmark:
+        "results/benchmarks/features_probe/{encoder}.tsv"
+    conda:
+        env("video")
+    shell:
+        "{STAR} features-probe --train {input.train:q} --train-labels {input.train_labels:q}"
+        " --test {input.test:q} --test-labels {input.test_labels:q} --seed {params.seed}"
+        " --out {output:q} > {log:q} 2>&1"

@@ -1,0 +1,20 @@
+# Decoding: every half video to frames at decode.fps, picked by timestamp.
+
+
+rule video_decode:
+    input:
+        video=lambda w: game_file(w.game, half_file(config["dataset"]["video"], w.half)),
+    output:
+        "results/frames/{game}/{half}.h5",
+    params:
+        cfg=section_json("decode"),
+        code=code_hash("star.video.decode"),
+    log:
+        "results/logs/video_decode/{game}_{half}.log",
+    benchmark:
+        "results/benchmarks/video_decode/{game}_{half}.tsv"
+    conda:
+        env("video")
+    shell:
+        "{STAR} decode --video {input.video:q} --out {output:q} --game {wildcards.game} --half {wildcards.half}"
+        " --config {params.cfg:q} > {log:q} 2>&1"

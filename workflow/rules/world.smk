@@ -1,0 +1,43 @@
+# The synthetic broadcast world (the embedded default dataset), written as a SoccerNet tree under dataset.root.
+# One job per game: its folder holds Labels-caption.json, the half videos, Game State ground truth and cameras.
+
+# the world depends on the seed, the world section and the video file name only
+WORLD_CFG = star_config.to_json({"seed": config["seed"], "world": config["world"],
+                                 "dataset": {"video": config["dataset"]["video"]}})
+
+if SYNTHETIC:
+
+    rule world_synthesize:
+        output:
+            labels=f"{ROOT}/{{gamepath}}/{config['dataset']['labels']}",
+            videos=[f"{ROOT}/{{gamepath}}/" + half_file(config["dataset"]["video"], h) for h in HALVES],
+            gamestate=[f"{ROOT}/{{gamepath}}/{h}_Labels-GameState.json" for h in HALVES],
+            cameras=[f"{ROOT}/{{gamepath}}/{h}_camera.json" for h in HALVES],
+        wildcard_constraints:
+            gamepath="|".join(re.escape(g.path) for g in GAMES.values()),
+        params:
+            cfg=WORLD_CFG,
+            code=code_hash("star.world.synthesize"),
+        log:
+            "results/logs/world_synthesize/{gamepath}.log",
+        benchmark:
+            "results/benchmarks/world_synthesize/{gamepath}.tsv"
+        conda:
+            env("video")
+        shell:
+            "{STAR} world --config {params.cfg:q} --root {ROOT:q} --only {wildcards.gamepath:q} > {log:q} 2>&1"
+
+    rule world_splits:
+        output:
+            expand(f"{ROOT}/splits/{{split}}.txt", split=("train", "valid", "test")),
+        params:
+            cfg=WORLD_CFG,
+            code=code_hash("star.world.synthesize"),
+        log:
+            "results/logs/world_splits.log",
+        benchmark:
+            "results/benchmarks/world_splits.tsv"
+        conda:
+            env("video")
+        shell:
+            "{STAR} world --config {params.cfg:q} --root {ROOT:q} --splits-only > {log:q} 2>&1"

@@ -14,12 +14,12 @@ include: "workflow/rules/features.smk"
 include: "workflow/rules/positions.smk"
 
 
+rule data:
+    input:
+        data_targets(),
+
+
 rule all:
     default_target: True
     input:
         rules.data.input,
-
-
-rule data:
-    input:
-        data_targets(),

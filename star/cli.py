@@ -23,6 +23,8 @@ COMMANDS = {
     "features-probe": ("star.features.probe", "linear probe: do features carry event information?"),
     "positions-localize": ("star.positions.localize", "calibrated player positions of one half (HDF5)"),
     "positions-evaluate": ("star.positions.evaluate", "score positions against Game State ground truth"),
+    "evaluate": ("star.evaluate", "dense-captioning metrics of predictions (official semantics, reproducible)"),
+    "tables": ("star.eval.tables", "CSV and Markdown tables from `star evaluate --json` metric files"),
 }
 
 

@@ -7,7 +7,8 @@ from star import config
 def test_defaults_come_from_the_schema():
     cfg = config.validate({})
     assert cfg["dataset"]["source"] == "synthetic"
-    assert cfg["features"]["import"]["baidu"] == {"file": "{half}_baidu_soccer_embeddings.npy", "fps": 1, "dim": 8576}
+    assert cfg["features"]["import"]["baidu"] == {
+        "file": "{half}_baidu_soccer_embeddings.npy", "fps": 1, "dim": 8576, "tolerance_s": 10}
     assert cfg["positions"]["max_players"] == 32
 
 

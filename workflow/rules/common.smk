@@ -1,6 +1,7 @@
 # Helpers every rule file uses: the validated config, the games, paths, code hashes, the `star` command.
 import json
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -39,17 +40,22 @@ wildcard_constraints:
     half="|".join(map(str, HALVES)),
 
 
+def literal(value):
+    """A param Snakemake must not format: config values hold braces, e.g. "{half}_224p.mkv"."""
+    return lambda wildcards: value
+
+
 def section_json(*keys):
     """A config section as canonical JSON: the param that reruns a rule when (only) its section changes."""
     node = config
     for key in keys:
         node = node[key]
-    return star_config.to_json(node)
+    return literal(star_config.to_json(node))
 
 
 def section_json_of(*sections):
     """Several top-level sections as one canonical JSON object."""
-    return star_config.to_json({key: config[key] for key in sections})
+    return literal(star_config.to_json({key: config[key] for key in sections}))
 
 
 def game_file(game_id, name):
@@ -81,6 +87,7 @@ def data_targets():
         targets.append(f"results/features/{encoder}/probe.json")
     targets += all_halves(f"results/positions/{POSITIONS['backend']}/{{game}}/{{half}}.h5")
     if SYNTHETIC:
+        targets += [f"{ROOT}/splits/{split}.txt" for split in SPLIT_IDS]
         targets.append(f"results/positions/{POSITIONS['backend']}/evaluation.json")
     return targets
 

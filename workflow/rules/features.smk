@@ -58,6 +58,13 @@ rule features_extract:
         " --out {output:q} --threads {threads} --config {params.cfg:q} > {log:q} 2>&1"
 
 
+def video_duration_arg(w):
+    """`--video V` when the half's video is on disk: the import then checks rows / fps against its duration
+    (a 2-fps file declared 1 fps is caught). A features-only SoccerNet tree has no videos: no check."""
+    video = game_file(w.game, half_file(config["dataset"]["video"], w.half))
+    return f"--video {shlex.quote(video)}" if Path(video).is_file() else ""
+
+
 rule features_import:
     input:
         npy=lambda w: game_file(w.game, half_file(config["features"]["import"][w.encoder]["file"], w.half)),
@@ -66,7 +73,8 @@ rule features_import:
     wildcard_constraints:
         encoder="baidu|resnet|resnet_pca512",
     params:
-        cfg=lambda w: section_json("features", "import", w.encoder),
+        cfg=lambda w: star_config.to_json(config["features"]["import"][w.encoder]),
+        video=video_duration_arg,
         code=code_hash("star.features.import_npy"),
     log:
         "results/logs/features_import/{encoder}_{game}_{half}.log",
@@ -76,7 +84,16 @@ rule features_import:
         env("video")
     shell:
         "{STAR} features-import --npy {input.npy:q} --encoder {wildcards.encoder} --game {wildcards.game}"
-        " --half {wildcards.half} --out {output:q} --config {params.cfg:q} > {log:q} 2>&1"
+        " --half {wildcards.half} {params.video} --out {output:q} --config {params.cfg:q} > {log:q} 2>&1"
+
+
+def probe_frames(split):
+    """Frames caches for the probe's mean-colour baseline (pptimesformer only: imported features have none)."""
+
+    def inputs(w):
+        return halves_of(split, "results/frames/{game}/{half}.h5") if w.encoder == "pptimesformer" else []
+
+    return inputs
 
 
 rule features_probe:
@@ -85,9 +102,12 @@ rule features_probe:
         train_labels=labels_of("train"),
         test=halves_of("test", "results/features/{{encoder}}/{game}/{half}.h5"),
         test_labels=labels_of("test"),
+        train_frames=probe_frames("train"),
+        test_frames=probe_frames("test"),
     output:
         "results/features/{encoder}/probe.json",
     params:
+        cfg=section_json("features", "probe"),
         seed=config["seed"],
         code=code_hash("star.features.probe"),
     log:
@@ -98,5 +118,6 @@ rule features_probe:
         env("video")
     shell:
         "{STAR} features-probe --train {input.train:q} --train-labels {input.train_labels:q}"
-        " --test {input.test:q} --test-labels {input.test_labels:q} --seed {params.seed}"
-        " --out {output:q} > {log:q} 2>&1"
+        " --test {input.test:q} --test-labels {input.test_labels:q} --train-frames {input.train_frames:q}"
+        " --test-frames {input.test_frames:q} --seed {params.seed}"
+        " --config {params.cfg:q} --out {output:q} > {log:q} 2>&1"

@@ -1,30 +1,47 @@
-# Calibrated player positions per half at positions.fps, from one of three backends (positions.backend).
+# Calibrated player positions per half at positions.fps, from one of three backends (positions.backend):
+# classical (pixels of the decoded frames), gamestate_json (Game State JSON in each game folder), sngamestate
+# (tracklab on the half video, in its own environment, see envs/gamestate.yaml).
+
+from star.positions.localize import code_modules as positions_code_modules
 
 BACKEND = POSITIONS["backend"]
-BACKEND_INPUT = {
-    "classical": lambda w: f"results/frames/{w.game}/{w.half}.h5",
-    "gamestate_json": lambda w: game_file(w.game, half_file(POSITIONS["gamestate_json"]["file"], w.half)),
-    "sngamestate": lambda w: game_file(w.game, half_file(config["dataset"]["video"], w.half)),
-}[BACKEND]
+FRAMES = "results/frames/{game}/{half}.h5"
+
+
+def positions_inputs(w):
+    if BACKEND == "classical":
+        return {"frames": FRAMES.format(**w)}
+    if BACKEND == "gamestate_json":
+        return {"json": game_file(w.game, half_file(POSITIONS["gamestate_json"]["file"], w.half))}
+    return {"video": game_file(w.game, half_file(config["dataset"]["video"], w.half)), "frames": FRAMES.format(**w)}
+
+
+def positions_args(w, input):
+    args = {"classical": "--frames {frames}", "gamestate_json": "--game-dir {game_dir}",
+            "sngamestate": "--video {video} --frames {frames} --work {work}"}[BACKEND]
+    return args.format(
+        frames=shlex.quote(str(input.get("frames", ""))), video=shlex.quote(str(input.get("video", ""))),
+        game_dir=shlex.quote(str(Path(game_file(w.game, "")))), work=f"results/positions/work/{w.game}_{w.half}")
 
 
 rule positions_localize:
     input:
-        BACKEND_INPUT,
+        unpack(positions_inputs),
     output:
         f"results/positions/{BACKEND}/{{game}}/{{half}}.h5",
     params:
         cfg=section_json("positions"),
-        code=code_hash("star.positions.localize"),
+        args=positions_args,
+        code=code_hash(*positions_code_modules(BACKEND)),
     log:
         "results/logs/positions_localize/{game}_{half}.log",
     benchmark:
         "results/benchmarks/positions_localize/{game}_{half}.tsv"
     conda:
-        env("gamestate" if BACKEND == "sngamestate" else "video")
+        env("video")
     shell:
-        "{STAR} positions-localize --input {input:q} --out {output:q} --game {wildcards.game}"
-        " --half {wildcards.half} --config {params.cfg:q} > {log:q} 2>&1"
+        "{STAR} positions-localize {params.args} --out {output:q} --game {wildcards.game} --half {wildcards.half}"
+        " --config {params.cfg:q} > {log:q} 2>&1"
 
 
 if SYNTHETIC:
@@ -32,11 +49,13 @@ if SYNTHETIC:
     rule positions_evaluate:
         input:
             positions=all_halves(f"results/positions/{BACKEND}/{{game}}/{{half}}.h5"),
+            manifest="results/dataset/games.tsv",
             truth=[game_file(g, f"{h}_Labels-GameState.json") for g in GAMES for h in HALVES],
             cameras=[game_file(g, f"{h}_camera.json") for g in GAMES for h in HALVES],
         output:
             f"results/positions/{BACKEND}/evaluation.json",
         params:
+            cfg=section_json("positions"),
             code=code_hash("star.positions.evaluate"),
         log:
             "results/logs/positions_evaluate.log",
@@ -45,5 +64,5 @@ if SYNTHETIC:
         conda:
             env("video")
         shell:
-            "{STAR} positions-evaluate --positions {input.positions:q} --truth {input.truth:q}"
-            " --cameras {input.cameras:q} --out {output:q} > {log:q} 2>&1"
+            "{STAR} positions-evaluate --positions {input.positions:q} --root {ROOT:q} --manifest {input.manifest:q}"
+            " --config {params.cfg:q} --out {output:q} > {log:q} 2>&1"

@@ -2,8 +2,8 @@
 # One job per game: its folder holds Labels-caption.json, the half videos, Game State ground truth and cameras.
 
 # the world depends on the seed, the world section and the video file name only
-WORLD_CFG = star_config.to_json({"seed": config["seed"], "world": config["world"],
-                                 "dataset": {"video": config["dataset"]["video"]}})
+WORLD_CFG = literal(star_config.to_json({"seed": config["seed"], "world": config["world"],
+                                         "dataset": {"video": config["dataset"]["video"]}}))
 
 if SYNTHETIC:
 

@@ -1,0 +1,491 @@
+"""SoccerNet dense-captioning metrics with the official evaluator's semantics (SoccerNet 0.2.0,
+`DenseVideoCaptioning.py`), reproducible run to run and robust where the official one fails.
+
+Per half of each game:
+- a caption at integer second t (from `gameTime`) spans [t - w//2, t + w//2 + w%2) for a window w (30 = "@30",
+  5 = "tight"); a (prediction, ground truth) pair counts when the spans overlap (tIoU > 0), that is |dt| < w.
+  Pairs are many-to-many; a prediction overlapping no ground truth is paired with a random 10-20 letter string,
+  drawn from a generator seeded by (seed, game, half), so reruns are byte-identical.
+- Text: non-ASCII characters become spaces, the Stanford PTB tokenizer lower-cases and splits, punctuation
+  tokens are dropped; pycocoevalcap's Bleu(4) ("closest" reference length), METEOR 1.5, ROUGE-L and CIDEr-D then
+  score the half's pairs as one corpus (CIDEr's IDF is per half).
+- Recall: share of ground truths overlapped by a prediction; Precision: share of predictions overlapping one.
+Every metric is averaged over halves; F1 = 2PR/(P+R) of the averages (the STaR paper's F1).
+
+Where the official evaluator crashes or drops silently:
+- a half with no predictions scores 0 everywhere (what the official gives when it does not crash);
+- a half without ground truth but with predictions counts in every average except Recall (nothing to recall);
+  its predictions are all unmatched. A half with neither is skipped;
+- predictions whose label is outside the caption dictionary are left out as officially, but counted and reported;
+- all missing prediction files are listed in one error; control characters (newlines, form feeds) in a
+  caption become spaces, so they cannot shift the tokenizer's or METEOR's line protocol.
+
+Speed: every distinct caption is tokenized in one PTB call; one METEOR JVM per Evaluator (one per process through
+`evaluate`) computes each distinct (prediction, reference) pair's statistics once, through a pipe, while BLEU,
+ROUGE-L and CIDEr run in Python; each half's METEOR is then one `SING` line on its aggregated statistics (the
+number the official per-half `EVAL` gives, without its per-segment lines).
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import json
+import random
+import re
+import shutil
+import string
+import subprocess
+import threading
+import warnings
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from star.data.soccernet import CAPTION_LABELS, format_game_time, load_labels, parse_game_time
+from star.errors import InputError
+from star.eval.scorers import TextScorer
+from star.provenance import write_text_atomic
+
+METRICS = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr", "Recall", "Precision", "F1")
+CAPTION_METRICS = METRICS[:7]
+PREDICTIONS_FILE = "results_dense_captioning.json"
+LABELS_FILE = "Labels-caption.json"
+HALVES = (1, 2)
+JAVA_INSTALL_HINT = ("install a Java runtime (Debian/Ubuntu: `sudo apt-get install default-jre-headless`; "
+                     "conda: `conda install -c conda-forge openjdk`) and make sure `java` is on PATH")
+
+
+class PredictionsError(InputError):
+    """Prediction files that are missing or do not follow the official `results_dense_captioning.json` format."""
+
+
+class JavaError(RuntimeError):
+    """Java is missing, or one of the Java tools (PTB tokenizer, METEOR) failed."""
+
+
+@dataclass(frozen=True)
+class Caption:
+    seconds: int    # integer video seconds inside the half, from gameTime
+    text: str
+    label: str
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# prediction files
+
+
+def write_predictions(path: str | Path, game: str, predictions: Iterable[dict]) -> None:
+    """Write the official prediction file of one game, atomically.
+
+    Each prediction is a dict with `half`, `seconds`, `comment` and optionally `label` ("comments") and
+    `confidence` (1.0); times are written as SoccerNet does (gameTime truncated to the second, position in ms).
+    """
+    rows = []
+    for p in predictions:
+        rows.append({
+            "gameTime": format_game_time(p["half"], p["seconds"]),
+            "label": p.get("label", "comments"),
+            "position": str(int(p["seconds"] * 1000)),
+            "half": str(p["half"]),
+            "confidence": str(p.get("confidence", 1.0)),
+            "comment": p["comment"],
+        })
+    write_text_atomic(path, json.dumps({"UrlLocal": game, "predictions": rows}, indent=1) + "\n")
+
+
+def load_predictions(path: str | Path) -> tuple[dict[int, list[Caption]], Counter]:
+    """Captions per half of one official prediction file, and a count of the labels outside the caption
+    dictionary (those predictions are left out, as the official evaluator does)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise PredictionsError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("predictions"), list):
+        raise PredictionsError(f"{path}: expected an object with a 'predictions' list")
+    halves: dict[int, list[Caption]] = {h: [] for h in HALVES}
+    outside: Counter = Counter()
+    for i, pred in enumerate(data["predictions"]):
+        where = f"{path}: prediction {i}"
+        if not isinstance(pred, dict):
+            raise PredictionsError(f"{where} is not an object")
+        missing = [k for k in ("gameTime", "label", "comment") if k not in pred]
+        if missing:
+            raise PredictionsError(f"{where} lacks {missing}")
+        if not isinstance(pred["comment"], str):
+            raise PredictionsError(f"{where}: comment is {type(pred['comment']).__name__}, not a string")
+        try:
+            half, seconds = parse_game_time(pred["gameTime"])
+        except ValueError as exc:
+            raise PredictionsError(f"{where}: {exc}") from None
+        if pred["label"] not in CAPTION_LABELS:
+            outside[str(pred["label"])] += 1
+            continue
+        halves[half].append(Caption(seconds, pred["comment"], pred["label"]))
+    return halves, outside
+
+
+def load_game(labels_root: Path, preds_root: Path, game: str, labels_file: str, predictions_file: str):
+    """Ground truths and predictions per half of one game, plus the prediction labels left out."""
+    labels = load_labels(labels_root / game / labels_file)
+    truths = {h: [Caption(a.seconds, a.anonymized, a.label) for a in labels.half(h)] for h in HALVES}
+    preds, outside = load_predictions(preds_root / game / predictions_file)
+    return truths, preds, outside
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# matching
+
+
+def overlaps(pred_seconds: Sequence[int], gt_seconds: Sequence[int], window: int) -> np.ndarray:
+    """[P, G] bool: the caption spans overlap (tIoU > 0). Both spans are `window` long, so that is |dt| < window."""
+    dt = np.subtract.outer(np.asarray(pred_seconds, dtype=np.int64), np.asarray(gt_seconds, dtype=np.int64))
+    return np.abs(dt) < window
+
+
+def noise_caption(rng: random.Random) -> str:
+    """The reference an unmatched prediction is scored against: 10-20 random lowercase letters."""
+    return "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(10, 20)))
+
+
+@dataclass
+class HalfMatch:
+    game: str
+    half: int
+    n_pred: int
+    gt_labels: list[str]                      # [G]
+    gt_covered: np.ndarray                    # [G] bool
+    pred_covered: np.ndarray                  # [P] bool
+    pairs: list[tuple[str, str, str | None]]  # (prediction, reference, ground-truth label; None for noise)
+
+    @property
+    def n_gt(self) -> int:
+        return len(self.gt_labels)
+
+
+def match_half(game: str, half: int, truths: list[Caption], preds: list[Caption], window: int,
+               seed: int) -> HalfMatch:
+    """Pairs of one half, in the official order: predictions then ground truths, each by time (stable)."""
+    truths = sorted(truths, key=lambda c: c.seconds)
+    preds = sorted(preds, key=lambda c: c.seconds)
+    hits = overlaps([p.seconds for p in preds], [t.seconds for t in truths], window)  # [P, G]
+    rng = random.Random(f"{seed}:{game}:{half}")  # str seeds hash deterministically (sha512)
+    pairs = []
+    for pred, row in zip(preds, hits, strict=True):
+        matched = np.flatnonzero(row)
+        if matched.size:
+            pairs += [(pred.text, truths[g].text, truths[g].label) for g in matched]
+        else:
+            pairs.append((pred.text, noise_caption(rng), None))
+    return HalfMatch(game, half, len(preds), [t.label for t in truths], hits.any(axis=0), hits.any(axis=1), pairs)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# text: PTB tokenizer and METEOR (Java), from pycocoevalcap
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def clean(text: str) -> str:
+    """Non-ASCII characters -> spaces (official); control characters too, as they would split a line."""
+    return _CONTROL.sub(" ", _NON_ASCII.sub(" ", text))
+
+
+def find_java() -> str:
+    java = shutil.which("java")
+    if java is None:
+        raise JavaError(f"`java` was not found: the PTB tokenizer and METEOR (pycocoevalcap) need it; "
+                        f"{JAVA_INSTALL_HINT}")
+    return java
+
+
+def ptb_tokenize(texts: Sequence[str], java: str) -> list[str]:
+    """Lower-cased PTB tokens without punctuation, as pycocoevalcap's PTBTokenizer gives them, for all `texts`
+    in one JVM. `texts` must be clean and non-blank (one line each)."""
+    from pycocoevalcap.tokenizer import ptbtokenizer
+
+    if not texts:
+        return []
+    jar = Path(ptbtokenizer.__file__).with_name(ptbtokenizer.STANFORD_CORENLP_3_4_1_JAR)
+    cmd = [java, "-cp", str(jar), "edu.stanford.nlp.process.PTBTokenizer", "-preserveLines", "-lowerCase"]
+    done = subprocess.run(cmd, input="\n".join(texts) + "\n", capture_output=True, text=True)
+    lines = done.stdout.split("\n")[: len(texts)]
+    if done.returncode != 0 or len(lines) != len(texts):
+        raise JavaError(f"the PTB tokenizer failed (exit {done.returncode}, {len(lines)} lines for {len(texts)} "
+                        f"captions): {done.stderr.strip()[-1000:]}")
+    punctuation = set(ptbtokenizer.PUNCTUATIONS)
+    return [" ".join(w for w in line.rstrip().split(" ") if w not in punctuation) for line in lines]
+
+
+class MeteorJVM:
+    """pycocoevalcap's METEOR 1.5 process, fed whole batches through its pipe (a writer thread keeps the JVM
+    busy while we read). Segment statistics are computed once per distinct (prediction, reference)."""
+
+    def __init__(self):
+        from pycocoevalcap.meteor.meteor import Meteor
+
+        self._meteor = Meteor()  # starts the JVM; it loads its paraphrase table while we do other work
+        self._proc = self._meteor.meteor_p
+        self._stats: dict[tuple[str, str], tuple[float, ...]] = {}
+
+    def _send(self, lines: list[str]) -> None:
+        try:
+            self._proc.stdin.write("".join(f"{line}\n" for line in lines).encode())
+            self._proc.stdin.flush()
+        except (BrokenPipeError, ValueError):
+            pass  # the JVM died: the reader reports it with its stderr
+
+    def _exchange(self, lines: list[str], progress: bool | None = False) -> list[str]:
+        """Send all lines (each answered by one line) and read the answers."""
+        writer = threading.Thread(target=self._send, args=(lines,), daemon=True)
+        writer.start()
+        answers = []
+        quiet = True if not lines else None if progress is None else not progress  # None: only on a terminal
+        for _ in tqdm(lines, desc="METEOR", unit="pair", disable=quiet):
+            answer = self._proc.stdout.readline()
+            if not answer:
+                self._proc.kill()
+                err = self._proc.stderr.read().decode(errors="replace").strip()[-1000:]
+                raise JavaError(f"METEOR's JVM exited (it needs about 2 GB of memory): {err or 'no message'}")
+            answers.append(answer.decode().strip())
+        writer.join()
+        return answers
+
+    def cache_stats(self, pairs: Iterable[tuple[str, str]], progress: bool | None = False) -> None:
+        """Segment statistics of every (prediction, reference) pair not seen yet."""
+        todo = list(dict.fromkeys(p for p in pairs if p not in self._stats))
+        # `SCORE ||| reference ||| hypothesis`; pycocoevalcap strips '|||' from the hypothesis. PTB tokens never
+        # hold it, so for a reference this only guards the line protocol.
+        lines = [f"SCORE ||| {_meteor_text(ref)} ||| {_meteor_text(hyp)}" for hyp, ref in todo]
+        for pair, stats in zip(todo, self._exchange(lines, progress), strict=True):
+            self._stats[pair] = tuple(float(x) for x in stats.split())
+
+    def scores(self, corpora: list[list[tuple[str, str]]]) -> list[float]:
+        """METEOR of each corpus of cached pairs. The official sends `EVAL` with every segment's statistics and
+        keeps the system-level line, which scores their aggregate; `SING` scores our aggregate directly, without
+        the per-segment lines (the costly part)."""
+        totals = [meteor_total([self._stats[p] for p in corpus]) for corpus in corpora]
+        lines = ["SING ||| " + " ".join(repr(x) for x in total) for total in totals]
+        return [float(answer) for answer in self._exchange(lines)]
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.stdin.close()
+            self._proc.kill()
+            self._proc.wait()
+
+
+def _meteor_text(text: str) -> str:
+    return text.replace("|||", "").replace("  ", " ")
+
+
+def meteor_total(segments: list[tuple[float, ...]]) -> list[float]:
+    """METEOR 1.5's system-level statistics of `segments`, as its EVAL aggregates them.
+
+    A segment's statistics are: test and reference length and function words (4); per matcher stage (exact, stem,
+    synonym, paraphrase) test and reference content matches, then test and reference function matches (16);
+    chunks; test and reference word matches. All add up, except that a perfectly matched segment in one chunk
+    adds no chunk (METEOR's rule). The values are counts, so the sums are exact in any order.
+    """
+    total = [0.0] * 23
+    for s in segments:
+        test_matches = sum(s[4:20:4]) + sum(s[6:20:4])
+        ref_matches = sum(s[5:20:4]) + sum(s[7:20:4])
+        single_perfect_chunk = test_matches == s[0] and ref_matches == s[1] and s[20] == 1
+        for i, value in enumerate(s):
+            if not (i == 20 and single_perfect_chunk):
+                total[i] += value
+    return total
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the evaluator
+
+
+class Evaluator:
+    """Dense-captioning metrics; holds one METEOR JVM for its lifetime (its start costs 10-40 s), so keep one
+    instance (or use `evaluate`, which keeps one per process)."""
+
+    def __init__(self):
+        self.java = find_java()
+        self.meteor = MeteorJVM()
+        self.text = TextScorer()
+        self._tokens: dict[str, str] = {}
+
+    def close(self) -> None:
+        self.meteor.close()
+
+    def __enter__(self) -> Evaluator:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def tokenize(self, texts: Iterable[str]) -> None:
+        """Tokenize every text not seen yet, in one PTB call."""
+        todo = list(dict.fromkeys(t for t in texts if t not in self._tokens))
+        cleaned = [clean(t) for t in todo]
+        blank = [not c.strip() for c in cleaned]
+        tokens = iter(ptb_tokenize([c for c, b in zip(cleaned, blank, strict=True) if not b], self.java))
+        for text, is_blank in zip(todo, blank, strict=True):
+            self._tokens[text] = "" if is_blank else next(tokens)
+
+    def score_corpora(self, corpora: list[list[tuple[str, str]]], progress: bool | None) -> list[dict[str, float]]:
+        """Caption metrics of each corpus; METEOR runs in its JVM while Python scores the rest."""
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            meteor_stats = pool.submit(self.meteor.cache_stats, [p for c in corpora for p in c], progress)
+            scored = [self.text.scores(c) if c else dict.fromkeys(CAPTION_METRICS, 0.0) for c in corpora]
+            meteor_stats.result()
+        non_empty = [i for i, c in enumerate(corpora) if c]
+        for i, value in zip(non_empty, self.meteor.scores([corpora[i] for i in non_empty]), strict=True):
+            scored[i]["METEOR"] = value
+        for s in scored:
+            s.setdefault("METEOR", 0.0)
+        return scored
+
+    # -- evaluation ------------------------------------------------------------------------------------------
+
+    def evaluate(self, labels_root: str | Path, preds_root: str | Path, games: Sequence[str], window: int = 30,
+                 seed: int = 0, *, labels_file: str = LABELS_FILE, predictions_file: str = PREDICTIONS_FILE,
+                 per_label: bool = False, bootstrap: int = 0, ci: float = 0.95,
+                 progress: bool | None = None) -> dict:
+        """Metrics of the predictions under `preds_root` against the labels under `labels_root`, for `games`
+        (paths relative to both roots). Returns {"metrics", "counts", "halves", ...}; see `summarize`."""
+        if not isinstance(window, int) or window < 1:
+            raise ValueError(f"window must be a positive integer number of seconds, not {window!r}")
+        if not games:
+            raise ValueError("no games to evaluate")
+        if bootstrap < 0 or not 0 < ci < 1:
+            raise ValueError(f"bootstrap must be >= 0 and ci in (0, 1), not {bootstrap} and {ci}")
+        labels_root, preds_root = Path(labels_root), Path(preds_root)
+        missing = [str(preds_root / g / predictions_file) for g in games
+                   if not (preds_root / g / predictions_file).is_file()]
+        if missing:
+            raise PredictionsError(f"{len(missing)} of {len(games)} prediction files are missing:\n  "
+                                   + "\n  ".join(missing))
+        matches, outside = [], Counter()
+        for game in games:
+            truths, preds, left_out = load_game(labels_root, preds_root, game, labels_file, predictions_file)
+            outside += left_out
+            matches += [match_half(game, h, truths[h], preds[h], window, seed) for h in HALVES
+                        if truths[h] or preds[h]]
+        if outside:
+            warnings.warn(f"{sum(outside.values())} predictions have labels outside the caption dictionary and "
+                          f"were left out: {dict(outside)}", stacklevel=2)
+
+        self.tokenize(text for m in matches for pair in m.pairs for text in pair[:2])
+        corpora = [[(self._tokens[h], self._tokens[r]) for h, r, _ in m.pairs] for m in matches]
+        labels = sorted({lab for m in matches for lab in m.gt_labels}) if per_label else []
+        label_corpora = [[(self._tokens[h], self._tokens[r]) for m in matches for h, r, lab in m.pairs if lab == L]
+                         for L in labels]
+        scored = self.score_corpora(corpora + label_corpora, progress)
+
+        result = summarize(len(games), matches, scored[: len(matches)], window, seed, outside)
+        if per_label:
+            result["per_label"] = label_summary(matches, labels, scored[len(matches):])
+        if bootstrap:
+            result["ci"] = bootstrap_ci(result["halves"], bootstrap, ci, seed)
+        return result
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# averages, per-label scores, bootstrap
+
+
+def f1(precision: float, recall: float) -> float:
+    return 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+
+
+def summarize(n_games: int, matches: list[HalfMatch], scored: list[dict], window: int, seed: int,
+              outside: Counter) -> dict:
+    """Per-half rows and their averages."""
+    halves = []
+    for m, s in zip(matches, scored, strict=True):
+        halves.append({
+            "game": m.game, "half": m.half, "ground_truths": m.n_gt, "predictions": m.n_pred,
+            "pairs": len(m.pairs), "unmatched_predictions": int(m.n_pred - m.pred_covered.sum()),
+            **{k: s[k] for k in CAPTION_METRICS},
+            "Recall": float(m.gt_covered.mean()) if m.n_gt else None,  # nothing to recall
+            "Precision": float(m.pred_covered.mean()) if m.n_pred else 0.0,
+        })
+    metrics = {k: _mean([h[k] for h in halves]) for k in (*CAPTION_METRICS, "Recall", "Precision")}
+    metrics["F1"] = f1(metrics["Precision"], metrics["Recall"])
+    counts = {
+        "games": n_games,
+        "halves": len(halves),
+        "halves_without_ground_truth": sum(m.n_gt == 0 for m in matches),
+        "halves_without_predictions": sum(m.n_pred == 0 for m in matches),
+        "ground_truths": sum(m.n_gt for m in matches),
+        "predictions": sum(m.n_pred for m in matches),
+        "pairs": sum(len(m.pairs) for m in matches),
+        "unmatched_predictions": sum(h["unmatched_predictions"] for h in halves),
+        "predictions_outside_dictionary": dict(sorted(outside.items())),
+    }
+    return {"window": window, "seed": seed, "metrics": metrics, "counts": counts, "halves": halves}
+
+
+def _mean(values: list[float | None]) -> float:
+    kept = [v for v in values if v is not None]
+    return float(np.mean(kept)) if kept else 0.0
+
+
+def label_summary(matches: list[HalfMatch], labels: list[str], scored: list[dict]) -> dict:
+    """Per ground-truth label: caption metrics over that label's matched pairs pooled over halves (one corpus,
+    so not comparable to the per-half averages), and Recall over that label's ground truths."""
+    out = {}
+    for label, s in zip(labels, scored, strict=True):
+        is_label = [np.array(m.gt_labels) == label for m in matches]  # [G] per half
+        n_gt = sum(int(x.sum()) for x in is_label)
+        covered = sum(int(m.gt_covered[x].sum()) for m, x in zip(matches, is_label, strict=True))
+        out[label] = {"ground_truths": n_gt, "pairs": sum(lab == label for m in matches for *_, lab in m.pairs),
+                      **{k: s[k] for k in CAPTION_METRICS}, "Recall": covered / n_gt}
+    return out
+
+
+def bootstrap_ci(halves: list[dict], resamples: int, level: float, seed: int) -> dict:
+    """Percentile confidence intervals of the averaged metrics, resampling halves with replacement."""
+    rng = np.random.default_rng(seed)
+    keys = (*CAPTION_METRICS, "Recall", "Precision")
+    # [H, K]; Recall is NaN where a half has no ground truth, and nanmean skips it as the average does
+    table = np.array([[np.nan if h[k] is None else h[k] for k in keys] for h in halves], dtype=float)
+    picks = rng.integers(0, len(halves), size=(resamples, len(halves)))  # [B, H]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a resample with no ground truth at all
+        means = np.nanmean(table[picks], axis=1)  # [B, H, K] -> [B, K]
+    means = np.nan_to_num(means)
+    p, r = means[:, keys.index("Precision")], means[:, keys.index("Recall")]
+    f1s = np.where(p + r > 0, 2 * p * r / np.where(p + r > 0, p + r, 1), 0.0)
+    samples = np.column_stack([means, f1s])  # [B, K + 1]
+    tail = (1 - level) / 2 * 100
+    lo, hi = np.percentile(samples, [tail, 100 - tail], axis=0)
+    return {"level": level, "resamples": resamples,
+            "metrics": {k: [float(a), float(b)] for k, a, b in zip((*keys, "F1"), lo, hi, strict=True)}}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the process-wide evaluator
+
+
+@functools.cache
+def shared_evaluator() -> Evaluator:
+    """One Evaluator (one METEOR JVM) per process."""
+    evaluator = Evaluator()
+    atexit.register(evaluator.close)
+    return evaluator
+
+
+def evaluate(labels_root: str | Path, preds_root: str | Path, games: Sequence[str], window: int = 30,
+             seed: int = 0, **options) -> dict:
+    """Dense-captioning metrics (see `Evaluator.evaluate`), with the process's shared METEOR JVM."""
+    return shared_evaluator().evaluate(labels_root, preds_root, games, window, seed, **options)

@@ -1,0 +1,167 @@
+"""`star tables`: the paper's metric tables, as CSV plus Markdown, from `star evaluate --json` metric files.
+
+    star tables --out results/table1.csv METRICS.json...                  # Table 1's columns
+    star tables --out results/table4.csv --columns table4 METRICS.json...
+    star tables --out t.csv --columns "Method,Encoder,F,M@30,M@5,F1@30" METRICS.json...
+
+A column is either a metadata column -- Method, Encoder, F (the `--method/--encoder/--fps` of `star evaluate`)
+or any `--meta` key -- or a metric column `NAME[@WINDOW]`: NAME is B1..B4, M, R-L, C, Recall, Precision, F1 or an
+official key (METEOR, ...), WINDOW the `--window` it was evaluated with. `HEADER=SOURCE` names a column
+(`B@4=B4@30`), and `SOURCE?KEY=VALUE&...` takes the metric only from files whose metadata match (to put two
+settings with the same window in one row; `?KEY=` matches files without KEY). Metric files with the same
+metadata-column values form one row, in the order given; metrics are shown x100 with two decimals, as in the paper.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from star.errors import InputError
+from star.provenance import atomic_path
+
+METRIC_NAMES = {"B1": "Bleu_1", "B2": "Bleu_2", "B3": "Bleu_3", "B4": "Bleu_4", "M": "METEOR", "R-L": "ROUGE_L",
+                "R": "ROUGE_L", "C": "CIDEr", "Recall": "Recall", "Precision": "Precision", "F1": "F1"}
+METRIC_NAMES.update({v: v for v in list(METRIC_NAMES.values())})
+META_NAMES = {"Method": "method", "Encoder": "encoder", "F": "fps"}
+PRESETS = {
+    "table1": "Method,Encoder,F,B4@30,M@30,R-L@30,C@30,Recall,Precision,F1",
+    "table4": "Method,B4,M,R-L,C",
+    "table6": "G.,P.,B4@30,M@30,R-L@30,C@30,F1",
+}
+
+
+class MetricsFileError(InputError):
+    """A metrics file that is missing or was not written by `star evaluate --json`."""
+
+
+class TableError(InputError):
+    """A column specification, or metric files that do not fit it."""
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str
+    meta: str | None = None                  # metadata key of a metadata column
+    metric: str | None = None                # official metric key of a metric column
+    window: int | None = None                # only files evaluated with this window
+    where: tuple[tuple[str, str], ...] = ()  # only files whose metadata hold these values
+
+
+def parse_column(spec: str) -> Column:
+    """'B4@30' | 'Method' | 'HEADER=SOURCE' | 'SOURCE?KEY=VALUE&KEY=VALUE' -> Column."""
+    front, _, query = spec.strip().partition("?")
+    header, named, source = front.partition("=")
+    source = source if named else header
+    name, at, window = source.partition("@")
+    where = tuple(tuple(kv.split("=", 1)) for kv in query.split("&") if kv) if query else ()
+    if any(len(kv) != 2 for kv in where):
+        raise TableError(f"column {spec!r}: a filter is KEY=VALUE")
+    if name in METRIC_NAMES:
+        if at and not window.isdigit():
+            raise TableError(f"column {spec!r}: the window after '@' must be a whole number of seconds")
+        return Column(header, metric=METRIC_NAMES[name], window=int(window) if at else None, where=where)
+    if at or where:
+        raise TableError(f"column {spec!r}: unknown metric {name!r}; one of {sorted(METRIC_NAMES)}")
+    return Column(header, meta=META_NAMES.get(name, name))
+
+
+def parse_columns(spec: str) -> list[Column]:
+    """A preset name (table1, table4, table6) or comma-separated column specs."""
+    columns = [parse_column(s) for s in PRESETS.get(spec, spec).split(",") if s.strip()]
+    if not any(c.metric for c in columns):
+        raise TableError(f"columns {spec!r} hold no metric column")
+    return columns
+
+
+def load_metrics(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise MetricsFileError(f"{path}: metrics file does not exist")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise MetricsFileError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("metrics"), dict) or "window" not in data:
+        raise MetricsFileError(f"{path}: not a `star evaluate --json` file (no 'metrics' and 'window')")
+    return {"path": path, "meta": data.get("meta", {}), "window": data["window"], "metrics": data["metrics"]}
+
+
+def meta_text(value) -> str:
+    if value is None:
+        return ""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def cell(column: Column, files: list[dict], row_name: str) -> float | None:
+    """The metric x100 of the one file of the row that fits the column; None if none does."""
+    fits = [f for f in files
+            if (column.window is None or f["window"] == column.window)
+            and all(meta_text(f["meta"].get(k)) == v for k, v in column.where)]
+    if len(fits) > 1:
+        raise TableError(f"column {column.header!r} of row {row_name!r}: {len(fits)} files fit "
+                         f"({', '.join(str(f['path']) for f in fits)}); tell them apart with @WINDOW or ?KEY=VALUE")
+    if not fits:
+        return None
+    if column.metric not in fits[0]["metrics"]:
+        raise MetricsFileError(f"{fits[0]['path']}: no metric {column.metric!r}")
+    return round(100 * float(fits[0]["metrics"][column.metric]), 2)
+
+
+def make_table(metric_files: list[str | Path], columns: str | list[Column] = "table1") -> pd.DataFrame:
+    """One row per distinct metadata-column values (first-seen order); metric cells x100, 2 decimals."""
+    if isinstance(columns, str):
+        columns = parse_columns(columns)
+    files = [load_metrics(p) for p in metric_files]
+    meta_columns = [c for c in columns if c.meta]
+    rows: dict[tuple[str, ...], list[dict]] = {}
+    for f in files:
+        rows.setdefault(tuple(meta_text(f["meta"].get(c.meta)) for c in meta_columns), []).append(f)
+    records = []
+    for key, group in rows.items():
+        meta = dict(zip((c.meta for c in meta_columns), key, strict=True))
+        name = " / ".join(k for k in key if k) or str(group[0]["path"])
+        records.append({c.header: meta[c.meta] if c.meta else cell(c, group, name) for c in columns})
+    table = pd.DataFrame.from_records(records, columns=[c.header for c in columns])
+    return table.astype({c.header: float for c in columns if c.metric})  # empty cells -> NaN, not None
+
+
+def write_table(table: pd.DataFrame, out_csv: str | Path) -> Path:
+    """Write the CSV and a Markdown file beside it (same name, .md), atomically; return the Markdown path."""
+    out_csv = Path(out_csv)
+    out_md = out_csv.with_suffix(".md")
+    with atomic_path(out_csv) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.2f")
+    with atomic_path(out_md) as tmp:
+        tmp.write_text(markdown(table) + "\n")
+    return out_md
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """Metric columns right-aligned with two decimals; metadata shown as written (no number parsing)."""
+    is_metric = [pd.api.types.is_float_dtype(table[c]) for c in table.columns]
+    shown = table.astype(object).copy()
+    for column, metric in zip(table.columns, is_metric, strict=True):
+        if metric:
+            shown[column] = ["" if pd.isna(v) else f"{v:.2f}" for v in table[column]]
+    return shown.to_markdown(index=False, disable_numparse=True,
+                             colalign=["right" if m else "left" for m in is_metric])
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("metrics", nargs="+", type=Path, help="metric files written by `star evaluate --json`")
+    parser.add_argument("--out", type=Path, required=True, help="CSV to write; the Markdown goes beside it (.md)")
+    parser.add_argument("--columns", default="table1",
+                        help=f"a preset ({', '.join(PRESETS)}) or comma-separated columns, e.g. 'Method,B4@30,F1'")
+
+
+def run(args: argparse.Namespace) -> int:
+    table = make_table(args.metrics, args.columns)
+    out_md = write_table(table, args.out)
+    print(markdown(table))
+    print(f"wrote {args.out} and {out_md}")
+    return 0

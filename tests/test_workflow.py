@@ -10,7 +10,7 @@ import yaml
 from star import config as star_config
 from star.data.cache import cache_attrs
 from star.data.games import list_games
-from tests.conftest import TINY, copy_workflow, snakemake
+from tests.conftest import copy_workflow, snakemake
 
 
 def planned_jobs(proc) -> dict[str, int]:
@@ -66,3 +66,22 @@ def test_changed_stage_code_reruns_only_that_stage_and_what_follows(tiny_world, 
     backend.write_text(backend.read_text() + "\n# an edit\n")
     proc = snakemake(work, "-n", "data", snakefile=copy / "Snakefile")
     assert planned_jobs(proc) == {"positions_localize": 6, "positions_evaluate": 1, "data": 1}
+
+
+def test_corrupt_video_fails_its_half_only_and_names_the_file(tiny_world, tmp_path):
+    work = tmp_path / "work"
+    shutil.copytree(tiny_world, work, symlinks=True)
+    games = list_games(tiny_config(work))
+    broken, others = games[0], games[1:]
+    video = work / "results/world" / broken.path / "1_224p.mkv"
+    video.write_bytes(video.read_bytes()[: video.stat().st_size // 3])   # truncated download
+    before = {p: p.read_bytes() for g in others for p in (work / "results/features/pptimesformer" / g.id).glob("*.h5")}
+
+    proc = snakemake(work, "--cores", "2", "--keep-going", "data", check=False)
+
+    assert proc.returncode != 0
+    log = (work / f"results/logs/video_decode/{broken.id}_1.log").read_text()
+    assert "1_224p.mkv" in log and "truncated" in log
+    assert "Traceback" not in log                     # a clear one-line error, not a crash
+    assert before and all(p.read_bytes() == data for p, data in before.items())
+    assert (work / f"results/features/pptimesformer/{broken.id}/2.h5").is_file()   # the other half is intact

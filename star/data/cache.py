@@ -11,8 +11,8 @@ One file per game half and stage, written by one rule. Layout by kind (N = sampl
              mask    bool    [N, P]         slot holds a detection
              calibrated bool [N]            a camera was fitted for this sample (else slots are empty)
 
-Every file has attributes `kind`, `game` (id), `half`, `fps`, `length` (N), the kind's own (`dim`, `encoder`, ...), and `provenance`: JSON with the
-stage, its config and hash, the code hash, and sha256 of the source files.
+Every file has attributes `kind`, `game` (id), `half`, `fps`, `length` (N), the kind's own (`dim`, `encoder`,
+...), and `provenance`: JSON with the stage, its config and hash, the code hash, and sha256 of the source files.
 """
 
 from __future__ import annotations

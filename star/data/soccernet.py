@@ -6,11 +6,11 @@ official evaluator reads it as integer seconds 60*MM+SS. `position` is the same 
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from star.data.jsonio import read_json_object
 from star.errors import InputError
 
 # SoccerNet's EVENT_DICTIONARY_CAPTION_V2, in its order (the official code maps every label to one class).
@@ -70,13 +70,8 @@ _REQUIRED = ("gameTime", "label", "anonymized")
 def load_labels(path: str | Path) -> GameLabels:
     """Read and check a `Labels-caption.json`; errors name the file, the annotation and the field."""
     path = Path(path)
-    if not path.is_file():
-        raise LabelsError(f"{path}: labels file does not exist")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise LabelsError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
+    data = read_json_object(path, LabelsError, "labels file")
+    if not isinstance(data.get("annotations"), list):
         raise LabelsError(f"{path}: expected an object with an 'annotations' list")
     out = GameLabels(path=path, meta={k: v for k, v in data.items() if k != "annotations"})
     for i, ann in enumerate(data["annotations"]):

@@ -48,6 +48,7 @@ import numpy as np
 from tqdm import tqdm
 
 from star.data.soccernet import CAPTION_LABELS, format_game_time, load_labels, parse_game_time
+from star.data.jsonio import read_json_object
 from star.errors import InputError
 from star.eval.scorers import TextScorer
 from star.provenance import write_text_atomic
@@ -103,11 +104,8 @@ def load_predictions(path: str | Path) -> tuple[dict[int, list[Caption]], Counte
     """Captions per half of one official prediction file, and a count of the labels outside the caption
     dictionary (those predictions are left out, as the official evaluator does)."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise PredictionsError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("predictions"), list):
+    data = read_json_object(path, PredictionsError, "predictions file")
+    if not isinstance(data.get("predictions"), list):
         raise PredictionsError(f"{path}: expected an object with a 'predictions' list")
     halves: dict[int, list[Caption]] = {h: [] for h in HALVES}
     outside: Counter = Counter()

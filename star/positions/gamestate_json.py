@@ -17,7 +17,6 @@ outside the main camera's picture; a real Labels-GameState.json lists only peopl
 
 from __future__ import annotations
 
-import json
 import re
 from collections import defaultdict
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from star.data.jsonio import read_json_object
 from star.errors import InputError
 from star.positions.localizer import ROLE_INDEX, Detections, HalfSource, Localizer, Positions, samples_spanned
 
@@ -54,15 +54,7 @@ def frame_from_image_id(image_id) -> int:
 
 
 def _load(path: Path) -> dict:
-    if not path.is_file():
-        raise GameStateError(f"{path}: Game State JSON does not exist")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise GameStateError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise GameStateError(f"{path}: expected a JSON object, found {type(data).__name__}")
-    return data
+    return read_json_object(path, GameStateError, "Game State JSON")
 
 
 def _image_frames(path: Path, images) -> tuple[dict[str, int], set[int]]:

@@ -62,6 +62,14 @@ def iter_frames(path: str | Path, fps: float, height: int | None = None) -> Iter
         declared = _declared_duration(container, stream)
         size = None
         origin = None
+        converted = {}
+
+        def rgb(frame) -> np.ndarray:
+            """RGB array of `frame`, converted once even when several samples hold it (low-fps video)."""
+            if converted.get("frame") is not frame:
+                converted.update(frame=frame, rgb=frame.to_ndarray(format="rgb24", width=size[0], height=size[1]))
+            return converted["rgb"]
+
         previous = None
         next_index = 0
         last_time = None
@@ -76,9 +84,9 @@ def iter_frames(path: str | Path, fps: float, height: int | None = None) -> Iter
                 t -= origin
                 # every sample time before this frame shows the previous frame
                 while previous is not None and next_index / fps < t - TIME_EPS:
-                    yield next_index / fps, previous
+                    yield next_index / fps, rgb(previous)
                     next_index += 1
-                previous = frame.to_ndarray(format="rgb24", width=size[0], height=size[1])
+                previous = frame   # converted only if a sample picks it (most frames are skipped)
                 last_time = t
         except av.FFmpegError as exc:
             raise VideoError(f"{path}: corrupt video, decoding failed after {last_time or 0:.1f} s ({exc})") from None
@@ -89,7 +97,7 @@ def iter_frames(path: str | Path, fps: float, height: int | None = None) -> Iter
                 f"{path}: truncated video, frames stop at {last_time:.1f} s but the container declares {declared:.1f} s"
             )
         while next_index / fps <= last_time + TIME_EPS:
-            yield next_index / fps, previous
+            yield next_index / fps, rgb(previous)
             next_index += 1
 
 
@@ -113,7 +121,7 @@ def decode_half(video: str | Path, out: str | Path, game: str, half: int, cfg: d
     """Decode one half into a frames cache at `cfg['fps']` (the validated `decode` section)."""
     fps = float(cfg["fps"])
     info = probe(video)
-    expected = math.floor((info["duration"] or 0) * fps) + 1 if info["duration"] else None
+    expected = math.ceil(info["duration"] * fps) if info["duration"] else None   # progress bar only
     provenance = record("video_decode", cfg, code=code_hash(__name__), sources=[video])
     width, height = _output_size(info["width"], info["height"], cfg["height"])
     with CacheWriter(out, "frames", provenance, game=game, half=half, fps=fps, width=width, height=height,

@@ -312,3 +312,28 @@ def test_command_writes_the_same_json_twice(tmp_path, monkeypatch, evaluator, mi
         assert main(["tables", "--out", str(tmp_path / "t1.csv"), str(tmp_path / "a.json")]) == 0
     row = (tmp_path / "t1.csv").read_text().splitlines()[1].split(",")
     assert row[:3] == ["STaR", "Baidu", "1"] and float(row[4]) == round(100 * data["metrics"]["METEOR"], 2)
+
+
+# --- on the synthetic world of the pipeline -------------------------------------------------------------------
+
+
+def test_scores_the_synthetic_world(tiny_world, tmp_path, evaluator):
+    """`star evaluate` on the world the workflow builds: the labels as predictions cover every ground truth (their
+    text scores are below 1: within 30 s a prediction also meets its neighbours' captions, as in the official
+    evaluator); the same captions 40 s late score far worse."""
+    from star.data.soccernet import load_labels
+    from star.eval.dvc import write_predictions
+
+    root = tiny_world / "results/world"
+    games = [line for line in (root / "splits/test.txt").read_text().splitlines() if line]
+    for name, shift in (("oracle", 0), ("late", 40)):
+        for game in games:
+            labels = load_labels(root / game / "Labels-caption.json")
+            write_predictions(tmp_path / name / game / "results_dense_captioning.json", game, [
+                {"half": a.half, "seconds": a.seconds + shift, "comment": a.anonymized, "label": a.label}
+                for a in labels.annotations])
+    oracle = evaluator.evaluate(root, tmp_path / "oracle", games, window=30)["metrics"]
+    assert oracle["Recall"] == oracle["Precision"] == 1.0
+    late = evaluator.evaluate(root, tmp_path / "late", games, window=30)["metrics"]
+    assert late["Recall"] < 0.9
+    assert all(late[key] < oracle[key] for key in ("Bleu_4", "METEOR", "ROUGE_L", "CIDEr"))

@@ -6,13 +6,16 @@ Per frame (RGB, from a frames cache):
    lines = unsaturated pixels brighter than the pixels 2 px away on both sides (thin: not the edge of a white
    shirt), amid grass, in connected pieces of at least 8 px that are not compact solid blocks (white shorts);
 2. camera: a pan-tilt-zoom `Camera` (roll 0) at a rig position, fitted by robust least squares (soft-L1,
-   analytic Jacobian) to two chamfer terms, both in pixels: every sampled line pixel back-projected to the ground
-   lies on a model line (distance field of `pitch.line_points`, turned into pixels by the local projection
-   Jacobian), and every model line point projected into the picture lands on a line pixel (distance transform
-   of the line mask, capped at 12 px);
+   analytic Jacobian, a small Levenberg-Marquardt loop: scipy's least_squares costs more in overhead than these
+   3-parameter problems do) to two chamfer terms, both in pixels: every sampled line pixel back-projected to
+   the ground lies on a model line (distance field of `pitch.line_points`, one quarter of the pitch by
+   symmetry, turned into pixels by the local projection Jacobian), and every model line point projected into
+   the picture lands on a line pixel (chessboard distance transform of the line mask at half resolution,
+   capped at 12 px). The second term widens the basin (search, wide fits, rig); a frame's final fit uses the
+   first alone, which is exact and needs no distance transform;
 3. tracking: a frame starts from the last accepted camera (also across a cut), turned by the shift of the line
-   pattern since that frame (phase correlation of the line masks); if that fit fails, a wide-basin fit (cap
-   30 px) follows;
+   pattern since that frame (phase correlation of the line masks at half resolution), at the zoom change
+   (0.8-1.25x) that a cheap line score prefers; if that fit fails, a wide-basin fit (cap 30 px) follows;
 4. search, when tracking fails (the first frame; after a long cut): broadcast views aimed anywhere on the pitch,
    15-75 m across, scored by a cheap chamfer on sparse samples; the best views' neighbourhoods are scored
    again, the best 3 get a wide then a final fit. The rig position starts nominal (`rig`) and is refined once
@@ -20,8 +23,9 @@ Per frame (RGB, from a frames cache):
 5. acceptance (else `calibrated = False` and no people: never guessed): at least `min_line_pixels` line pixels
    and `min_grass_share` grass; after the fit, median line-pixel distance to the model <= `max_median_px`, at
    least `min_explained` of the line pixels within 2 px of it, at least `min_matched` of the model points in the
-   picture within 2 px of a line pixel, and at least 15 model points (22 m of lines) in the picture. Close-ups,
-   replays (another camera position) and crowd shots fail these;
+   picture within 2 px of a line pixel (exact distances, by a k-d tree of the line pixels), and at least 15
+   model points (22 m of lines) in the picture. Close-ups, replays (another camera position) and crowd shots
+   fail these;
 6. mirror guard (FACTS §6: the pitch is symmetric, partial views are degenerate): a tracked fit may not turn
    the pan by more than `max_pan_step` rad per second since the last accepted camera; in a search, among fits
    whose cost is within 10% of the best, the one whose pan is closest to the last accepted pan wins;
@@ -36,21 +40,25 @@ Per frame (RGB, from a frames cache):
    left goal); a dark cluster is the referee; a cluster mostly in the outer thirds is goalkeepers, each of the
    team defending his side; the rest is role "other", team -1.
 
-Measured on rendered halves of the default world (300 s, 398x224): every main-camera frame calibrated, none
-of the cut frames, median ground error of the camera 4-5 cm; people within 2 m: recall ~0.90-0.95, precision
-~0.89-0.93, median error ~0.2 m, team accuracy ~0.93-0.98. Cost: 16-25 ms CPU per sample on the project's
-shared 2-core machine (rig refinement, reads and clustering included).
+Measured on 10 rendered halves of the default world (300 s, 398x224): every main-camera frame calibrated,
+none of the cut frames; median ground error of the camera over the visible pitch ~0.13 m; people within 2 m:
+recall ~0.89-0.91, precision ~0.90-0.92, median error ~0.21-0.22 m, team accuracy ~0.96-0.97. Cost: 7.5-8.5 ms
+CPU per sample over a half (up to ~10 when the shared host is busy), one process on the project's 2-core
+machine: reads ~1.2 ms, masks ~1.4, camera ~3, rig refinement ~0.7, blobs ~1.3, clustering included; plus
+~0.8 s of imports per process.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
 import numpy as np
 import scipy.fft
 from scipy import ndimage
-from scipy.optimize import least_squares
+from scipy.spatial import cKDTree
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from star.data.cache import open_cache
@@ -78,6 +86,8 @@ COVERAGES = (15.0, 22.0, 33.0, 50.0, 75.0)   # m across the view at its centre, 
 MIN_SEEN = 14            # coarse model points (4.5 m apart) a view after a cut should show
 SEARCH_BEAM = 16         # grid views whose neighbourhood is searched after a cut
 SEARCH_KEEP = 3          # cameras refined after a cut
+ZOOM_STEPS = (0.8, 0.87, 0.93, 1.0, 1.07, 1.15, 1.25)   # zoom changes tried when tracking a frame
+THETA_SCALE = np.array([0.05, 0.05, 0.1])   # typical steps of pan, tilt (rad) and log focal in a fit
 MIN_VISIBLE = 15         # model points (1.5 m apart) a calibrated view must show
 COLOUR_CLUSTERS = 6      # two teams, two goalkeepers, the referee, and one for blurred mixtures
 COLOUR_SAMPLE = 1500     # detections the colour clusters are fitted on
@@ -93,15 +103,15 @@ RIG_SLACK = 2.0          # the acceptance test is this much looser while the rig
 def _bilinear(table: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """table [A, B, C] at fractional (rows, cols) [n] -> [n, C], clamped to the border."""
     a, b, c = table.shape
-    rows = np.clip(rows, 0, a - 1.001)
-    cols = np.clip(cols, 0, b - 1.001)
+    rows = np.minimum(np.maximum(rows, 0), a - 1.001)
+    cols = np.minimum(np.maximum(cols, 0), b - 1.001)
     r0, c0 = rows.astype(np.intp), cols.astype(np.intp)
-    fr, fc = (rows - r0)[:, None], (cols - c0)[:, None]
-    flat = table.reshape(-1, c)                                                    # [A*B, C]
+    fr, fc = rows - r0, cols - c0
     i = r0 * b + c0
-    top = flat[i] * (1 - fc) + flat[i + 1] * fc
-    bottom = flat[i + b] * (1 - fc) + flat[i + b + 1] * fc
-    return top * (1 - fr) + bottom * fr
+    corners = np.take(table.reshape(-1, c), np.concatenate([i, i + 1, i + b, i + b + 1]), axis=0)   # [4n, C]
+    corners = corners.reshape(4, len(i), c)
+    return ((corners[0] * (1 - fc[:, None]) + corners[1] * fc[:, None]) * (1 - fr[:, None])
+            + (corners[2] * (1 - fc[:, None]) + corners[3] * fc[:, None]) * fr[:, None])
 
 
 @dataclass(frozen=True)
@@ -109,67 +119,105 @@ class PitchModel:
     points: np.ndarray    # [M, 2] model line samples (m), what is projected into the image
     coarse: np.ndarray    # [m, 2] a sparser subset for the grid search
     table: np.ndarray     # [X, Y, 3] distance (m) to the nearest line and its unit gradient, per FIELD_RES cell
-    origin: np.ndarray    # [2] ground point of cell (0, 0)
+                          # of the quarter x, y >= 0 (the lines are symmetric about both axes)
 
     def lookup(self, xy: np.ndarray) -> np.ndarray:
         """[n, 3]: distance (m) to the nearest line and the unit direction away from it, at ground points."""
-        cells = (xy - self.origin) / FIELD_RES
-        return _bilinear(self.table, cells[:, 0], cells[:, 1])
+        cells = np.abs(xy) / FIELD_RES
+        near = _bilinear(self.table, cells[:, 0], cells[:, 1])
+        near[:, 1:] *= np.where(xy < 0, -1.0, 1.0)                                      # mirrored back
+        return near
 
 
 @lru_cache(maxsize=1)
 def pitch_model() -> PitchModel:
-    origin = np.array([-pitch.HALF_L - FIELD_MARGIN, -pitch.HALF_W - FIELD_MARGIN])
-    shape = np.ceil(2 * (-origin) / FIELD_RES).astype(int) + 1
+    # a quarter is exact: of a line and its mirror images, the one in a point's own quarter is the nearest
+    shape = np.ceil((np.array([pitch.HALF_L, pitch.HALF_W]) + FIELD_MARGIN) / FIELD_RES).astype(int) + 1
     free = np.ones(shape, bool)
-    idx = np.round((pitch.line_points(FIELD_RES / 2) - origin) / FIELD_RES).astype(int)
+    idx = np.round(np.abs(pitch.line_points(FIELD_RES / 2)) / FIELD_RES).astype(int)
     free[idx[:, 0], idx[:, 1]] = False
     field = ndimage.distance_transform_edt(free) * FIELD_RES
     grad = np.stack(np.gradient(field), -1)                                          # [X, Y, 2]
     grad /= np.maximum(np.linalg.norm(grad, axis=-1, keepdims=True), 1e-6)
     table = np.concatenate([field[..., None], grad], -1).astype(np.float32)
     points = pitch.line_points(1.5)
-    return PitchModel(points, points[::3], table, origin)
+    return PitchModel(points, points[::3], table)
 
 
 # ---------------------------------------------------------------- masks
+# Whole-frame numpy passes cost most here: the tests that need a neighbourhood run on the few candidate pixels.
 
 
-def _planes(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    # channel planes as int16 (reductions over a length-3 last axis are slow in numpy)
-    return tuple(rgb[..., i].astype(np.int16) for i in range(3))
+def frame_masks(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Grass and painted-line masks [H, W] of a frame."""
+    # contiguous int16 channel planes (reductions over a length-3 last axis, and strided planes, are slow)
+    r, g, b = np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.int16)            # [3, H, W]
+    grass = 4 * (g - np.maximum(r, b)) > g + 20      # green-dominant (relative: chroma subsampling tints lines)
+    return grass, line_mask(r, g, b, grass)
 
 
-def grass_mask(rgb: np.ndarray) -> np.ndarray:
-    """Green-dominant pixels [H, W]. Relative dominance: chroma subsampling tints white lines green."""
-    r, g, b = _planes(rgb)
-    return 4 * (g - np.maximum(r, b)) > g + 20
-
-
-def line_mask(rgb: np.ndarray, grass: np.ndarray) -> np.ndarray:
+def line_mask(r: np.ndarray, g: np.ndarray, b: np.ndarray, grass: np.ndarray) -> np.ndarray:
     """Painted-line pixels [H, W]: unsaturated, brighter than the pixels LINE_REACH px away on both sides
-    (across a line of at most 2 * LINE_REACH - 1 px; not so at the edge of a white shirt or board), amid grass."""
-    r, g, b = _planes(rgb)
+    (across a line of at most 2 * LINE_REACH - 1 px; not so at the edge of a white shirt or board), amid grass
+    (over half of the 9x9 window around), in connected pieces of at least MIN_LINE_SEGMENT px that are not
+    compact solid blocks (white shorts)."""
     luma = r + g + b
     spread = np.maximum(np.maximum(r, g), b) - np.minimum(np.minimum(r, g), b)
     d = LINE_REACH
-    padded = np.pad(luma, d, mode="edge")
     h, w = luma.shape
+    padded = np.empty((h + 2 * d, w + 2 * d), luma.dtype)                             # edge-padded (np.pad is slow)
+    padded[d:-d, d:-d] = luma
+    padded[:d, d:-d], padded[-d:, d:-d] = luma[0], luma[-1]
+    padded[:, :d], padded[:, -d:] = padded[:, d:d + 1], padded[:, -d - 1:-d]
     across_rows = np.maximum(padded[:h, d:d + w], padded[2 * d:, d:d + w])           # above and below
     across_cols = np.maximum(padded[d:d + h, :w], padded[d:d + h, 2 * d:])           # left and right
     thin = (luma - across_rows > LINE_CONTRAST) | (luma - across_cols > LINE_CONTRAST)
-    near_grass = ndimage.uniform_filter(grass.view(np.uint8), 9, output=np.float32) > 0.5
-    lines = thin & (3 * spread < 0.3 * luma + 75) & near_grass & ~grass
+    # unsaturated: 3 spread < 0.3 luma + 75, scaled by 10 to stay in integers
+    flat = np.flatnonzero(thin & (30 * spread < 3 * luma + 750) & ~grass)
+    flat = flat[grass_around(grass, flat)]
+    lines = np.zeros_like(grass)
+    lines.ravel()[flat] = True
     # specks (crowd noise at the pitch edge, a ball) and solid white blocks (shorts) are no lines
-    labels, count = ndimage.label(lines, structure=np.ones((3, 3)))
-    sizes = np.bincount(labels[lines], minlength=count + 1)
-    keep = sizes >= MIN_LINE_SEGMENT
-    keep[0] = False
-    for index, box in enumerate(ndimage.find_objects(labels), start=1):
-        h, w = box[0].stop - box[0].start, box[1].stop - box[1].start
-        if keep[index] and max(h, w) <= 2.5 * min(h, w) and sizes[index] >= 0.6 * h * w:
-            keep[index] = False     # compact and solid: not a line (lines are long, or sparse in their box)
-    return keep[labels]
+    labels, _ = ndimage.label(lines.view(np.uint8), structure=np.ones((3, 3)))
+    size, top, bottom, left, right = components(labels, flat)                           # [k] each
+    height, width = bottom - top, right - left
+    # compact and solid: not a line (lines are long, or sparse in their box)
+    solid = (np.maximum(height, width) <= 2.5 * np.minimum(height, width)) & (size >= 0.6 * height * width)
+    keep = (size >= MIN_LINE_SEGMENT) & ~solid
+    lines.ravel()[flat[~keep[labels.ravel()[flat] - 1]]] = False
+    return lines
+
+
+def grass_around(grass: np.ndarray, flat: np.ndarray, reach: int = 4) -> np.ndarray:
+    """[n] whether over half of the (2 reach + 1)^2 window around each flat pixel index is grass (mirrored at
+    the border): column sums of running totals, on the candidates only."""
+    h, w = grass.shape
+    side = 2 * reach + 1
+    padded = np.pad(grass.view(np.uint8), reach, mode="symmetric")                    # [H + 2r, W + 2r]
+    # running totals down, in uint8 on purpose: they wrap around, but a difference of two (a window's count,
+    # at most side^2 < 256) comes out exact in uint8 arithmetic, and the sum is 3x faster than in int16
+    totals = np.zeros((h + side, w + 2 * reach), np.uint8)
+    totals[1:] = padded.cumsum(0, dtype=np.uint8)
+    rows, cols = np.divmod(flat, w)
+    top = rows * totals.shape[1] + cols                                               # window's top-left column
+    window = top[None] + np.arange(side)[:, None]                                     # [side, n]
+    below = totals.ravel()[window + side * totals.shape[1]]
+    return (below - totals.ravel()[window]).sum(0, dtype=np.int32) > side * side / 2
+
+
+def components(labels: np.ndarray, flat: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Pixel count and bounding box (top, bottom, left, right; bottom and right exclusive) [k] each of the k
+    components of a label image, from the flat indices of its labelled pixels (sparse: cheaper than
+    ndimage.find_objects, which scans the whole image)."""
+    label = labels.ravel()[flat] - 1                                                   # [n] 0-based component
+    order = np.argsort(label, kind="stable")
+    starts = np.flatnonzero(np.diff(label[order], prepend=-1))                        # [k] first pixel of each
+    if not len(starts):
+        return (np.zeros(0, int),) * 5
+    size = np.diff(np.append(starts, len(order)))
+    rows, cols = np.divmod(flat[order], labels.shape[1])
+    return (size, np.minimum.reduceat(rows, starts), np.maximum.reduceat(rows, starts) + 1,
+            np.minimum.reduceat(cols, starts), np.maximum.reduceat(cols, starts) + 1)
 
 
 # ---------------------------------------------------------------- geometry
@@ -184,13 +232,16 @@ def _axes(pan, tilt) -> np.ndarray:
                      np.stack([sp * ct, -cp * ct, st], -1)], -2)
 
 
-def _axes_with_derivatives(pan: float, tilt: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows right, down, forward of one camera [3, 3], and their derivatives by pan and by tilt."""
-    cp, sp, ct, st = np.cos(pan), np.sin(pan), np.cos(tilt), np.sin(tilt)
-    axes = np.array([[cp, sp, 0.0], [-st * sp, st * cp, ct], [sp * ct, -cp * ct, st]])
-    by_pan = np.array([[-sp, cp, 0.0], [-st * cp, -st * sp, 0.0], [cp * ct, sp * ct, 0.0]])
-    by_tilt = np.array([[0.0, 0.0, 0.0], [-ct * sp, ct * cp, -st], [-sp * st, cp * st, ct]])
-    return axes, by_pan, by_tilt
+@lru_cache(maxsize=4)
+def _axes_with_derivatives(pan: float, tilt: float) -> np.ndarray:
+    """Rows right, down, forward of one camera, then their derivatives by pan, then by tilt [9, 3] (cached:
+    a fit asks for the same camera twice per step)."""
+    cp, sp, ct, st = math.cos(pan), math.sin(pan), math.cos(tilt), math.sin(tilt)
+    axes = np.array([[cp, sp, 0.0], [-st * sp, st * cp, ct], [sp * ct, -cp * ct, st],
+                     [-sp, cp, 0.0], [-st * cp, -st * sp, 0.0], [cp * ct, sp * ct, 0.0],
+                     [0.0, 0.0, 0.0], [-ct * sp, ct * cp, -st], [-sp * st, cp * st, ct]])
+    axes.flags.writeable = False
+    return axes
 
 
 @dataclass
@@ -199,51 +250,63 @@ class View:
 
     uv: np.ndarray              # [n, 2] pixels
     depth: np.ndarray           # [n]
-    d_theta: np.ndarray         # [n, 2, 3] d(u, v) / d(pan, tilt, log focal)
-    d_point: np.ndarray         # [n, 2, 3 or 2] d(u, v) / d(world point); by the rig position the negative
+    d_params: np.ndarray        # [n, 2, p] d(u, v) / d(pan, tilt, log focal[, rig x, y, z])
 
 
-def view(theta: np.ndarray, rig: np.ndarray, xy: np.ndarray, size, ground_only: bool = False) -> View:
-    """Ground points [n, 2] seen by camera theta at the rig; `ground_only`: d_point by x, y only."""
-    axes, by_pan, by_tilt = _axes_with_derivatives(theta[0], theta[1])
-    focal = np.exp(theta[2])
-    d = np.concatenate([xy, np.zeros((len(xy), 1))], 1) - rig                        # [n, 3]
-    X, Y, Z, Xp, Yp, Zp, _, Yt, Zt = (d @ np.concatenate([axes, by_pan, by_tilt]).T).T   # [n] each
-    Z = np.where(Z > 1e-3, Z, 1e-3)
-    uv = np.stack([focal * X / Z + size[0] / 2, focal * Y / Z + size[1] / 2], 1)
-    inv_z2 = focal / Z ** 2
-    d_theta = np.stack([
-        np.stack([(Xp * Z - X * Zp) * inv_z2, -X * Zt * inv_z2, focal * X / Z], 1),
-        np.stack([(Yp * Z - Y * Zp) * inv_z2, (Yt * Z - Y * Zt) * inv_z2, focal * Y / Z], 1),
-    ], 1)
-    dims = 2 if ground_only else 3
-    d_point = np.stack([(axes[0, :dims] * Z[:, None] - axes[2, :dims] * X[:, None]) * inv_z2[:, None],
-                        (axes[1, :dims] * Z[:, None] - axes[2, :dims] * Y[:, None]) * inv_z2[:, None]], 1)
-    return View(uv, Z, d_theta, d_point)
+def view(theta: np.ndarray, rig: np.ndarray, xy: np.ndarray, size, with_rig: bool = False) -> View:
+    """Ground points [n, 2] seen by camera theta at the rig, with derivatives (by the rig position too if
+    `with_rig`). Written out per component: these arrays are small, and numpy's per-call cost dominates."""
+    axes = _axes_with_derivatives(float(theta[0]), float(theta[1]))
+    focal = math.exp(theta[2])
+    d = np.empty((3, len(xy)))                                                       # [3, n] from the rig
+    d[:2] = xy.T
+    d[0] -= rig[0]
+    d[1] -= rig[1]
+    d[2] = -rig[2]
+    X, Y, Z, Xp, Yp, Zp, _, Yt, Zt = axes @ d                                         # [n] each
+    inv_z = 1 / np.maximum(Z, 1e-3)
+    scale = focal * inv_z
+    u, v = X * scale, Y * scale                                                      # px from the centre
+    uv = np.empty((len(xy), 2))
+    uv[:, 0] = u + size[0] / 2
+    uv[:, 1] = v + size[1] / 2
+    d_params = np.empty((len(xy), 2, 6 if with_rig else 3))
+    d_params[:, 0, 0] = scale * Xp - u * Zp * inv_z
+    d_params[:, 0, 1] = -u * Zt * inv_z
+    d_params[:, 0, 2] = u
+    d_params[:, 1, 0] = scale * Yp - v * Zp * inv_z
+    d_params[:, 1, 1] = scale * Yt - v * Zt * inv_z
+    d_params[:, 1, 2] = v
+    if with_rig:                        # d(u, v) / d(world point), and the rig position moves the opposite way
+        x_z, y_z = X * inv_z, Y * inv_z
+        for k in range(3):
+            d_params[:, 0, 3 + k] = -scale * (axes[0, k] - x_z * axes[2, k])
+            d_params[:, 1, 3 + k] = -scale * (axes[1, k] - y_z * axes[2, k])
+    return View(uv, Z, d_params)
 
 
-def project_many(thetas: np.ndarray, rig: np.ndarray, xy: np.ndarray, size) -> tuple[np.ndarray, np.ndarray]:
-    """Ground points [n, 2] -> pixels [K, n, 2] and depth [K, n] for cameras thetas [K, 3]."""
+def project_many(thetas: np.ndarray, rig: np.ndarray, xy: np.ndarray, size) -> tuple[np.ndarray, ...]:
+    """Ground points [n, 2] -> pixel columns u, rows v and depths, each [K, n], for cameras thetas [K, 3]."""
     axes = _axes(thetas[:, 0], thetas[:, 1])                                         # [K, 3, 3]
-    d = np.concatenate([xy, np.zeros((len(xy), 1))], 1) - rig
-    cam = np.einsum("kaj,nj->kna", axes, d)                                          # [K, n, 3]
-    depth = cam[..., 2]
-    scale = np.exp(thetas[:, 2])[:, None] / np.where(depth > 1e-3, depth, 1e-3)
-    uv = cam[..., :2] * scale[..., None] + np.array([size[0] / 2, size[1] / 2])
-    return uv, depth
+    d = np.concatenate([xy, np.zeros((len(xy), 1))], 1) - rig                        # [n, 3]
+    cam = (axes.reshape(-1, 3) @ d.T).reshape(len(thetas), 3, len(xy))               # [K, 3, n] one product
+    depth = cam[:, 2]
+    scale = np.exp(thetas[:, 2])[:, None] / np.maximum(depth, 1e-3)
+    return cam[:, 0] * scale + size[0] / 2, cam[:, 1] * scale + size[1] / 2, depth
 
 
-def backproject_many(thetas: np.ndarray, rig: np.ndarray, uv: np.ndarray, size) -> np.ndarray:
-    """Pixels [n, 2] -> ground points [K, n, 2] (NaN above the horizon) for cameras thetas [K, 3]."""
+def backproject_many(thetas: np.ndarray, rig: np.ndarray, uv: np.ndarray, size) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels [n, 2] -> ground x, y [K, n] each (NaN above the horizon) for cameras thetas [K, 3]."""
     axes = _axes(thetas[:, 0], thetas[:, 1])                                         # [K, 3, 3]
     focal = np.exp(thetas[:, 2])[:, None]
     a = (uv[:, 0] - size[0] / 2) / focal                                             # [K, n]
     b = (uv[:, 1] - size[1] / 2) / focal
-    rays = a[..., None] * axes[:, None, 0] + b[..., None] * axes[:, None, 1] + axes[:, None, 2]   # [K, n, 3]
+    # the ray through each pixel, per world axis
+    ray = [a * axes[:, 0, k:k + 1] + b * axes[:, 1, k:k + 1] + axes[:, 2, k:k + 1] for k in range(3)]
     with np.errstate(divide="ignore", invalid="ignore"):
-        s = -rig[2] / rays[..., 2]
-    ground = rig[:2] + s[..., None] * rays[..., :2]
-    return np.where((s > 0)[..., None], ground, np.nan)
+        s = -rig[2] / ray[2]
+        s[~(s > 0)] = np.nan
+    return rig[0] + s * ray[0], rig[1] + s * ray[1]
 
 
 def to_camera(theta, rig, size) -> Camera:
@@ -259,88 +322,138 @@ class Observation:
     """What the calibration needs from one frame."""
 
     size: tuple[int, int]       # width, height
-    line_uv: np.ndarray         # [n, 2] sampled line pixel centres
-    line_count: int
+    line_pixels: np.ndarray     # [count, 2] centres (u, v) of all line pixels
+    line_uv: np.ndarray         # [n, 2] the sample of them the fit back-projects
     grass_share: float
-    dt: np.ndarray              # [H, W, 3] px to the nearest line pixel (up to SEARCH_CAP), d/drow, d/dcol
     grass: np.ndarray           # [H, W] bool
     lines: np.ndarray           # [H, W] bool
+
+    @property
+    def line_count(self) -> int:
+        return len(self.line_pixels)
+
+    @cached_property
+    def line_offsets(self) -> np.ndarray:
+        """[2, n] the sampled line pixels' (u, v) from the image centre."""
+        return np.ascontiguousarray((self.line_uv - np.array(self.size) / 2).T)
+
+    @cached_property
+    def line_tree(self) -> cKDTree:
+        """The line pixels for nearest-neighbour queries (exact distances, and no transform of the image)."""
+        return cKDTree(self.line_pixels)
+
+    @cached_property
+    def pooled(self) -> np.ndarray:
+        """The line mask at half resolution [H/2, W/2] (2x2 max-pooled)."""
+        h, w = (s // 2 * 2 for s in self.lines.shape)
+        m = self.lines[:h, :w]
+        return m[0::2, 0::2] | m[1::2, 0::2] | m[0::2, 1::2] | m[1::2, 1::2]
+
+    @cached_property
+    def dt(self) -> np.ndarray:
+        """[H/2, W/2, 3]: full-resolution px to the nearest line pixel (up to SEARCH_CAP), and its derivatives by
+        full-resolution row and column; measured at half resolution (4x cheaper; the line-pixel term keeps the
+        fit's precision) as a chessboard distance (4x faster than the exact one, and the fit only needs it to
+        grow away from the lines)."""
+        dt = np.full(self.pooled.shape, SEARCH_CAP, np.float32)
+        if self.line_count:
+            dt = np.minimum(2 * ndimage.distance_transform_cdt(~self.pooled, "chessboard"), SEARCH_CAP)
+        table = np.zeros((*dt.shape, 3), np.float32)                                # distance, d/drow, d/dcol
+        table[..., 0] = dt
+        table[1:-1, :, 1] = (dt[2:] - dt[:-2]) / 4
+        table[:, 1:-1, 2] = (dt[:, 2:] - dt[:, :-2]) / 4
+        return table
 
     @cached_property
     def spectrum(self) -> np.ndarray:
         """2-D FFT of the line mask at half resolution (2x2 max-pooled), for `image_shift`."""
-        h, w = (s // 2 * 2 for s in self.lines.shape)
-        m = self.lines[:h, :w]
-        pooled = m[0::2, 0::2] | m[1::2, 0::2] | m[0::2, 1::2] | m[1::2, 1::2]          # [H/2, W/2]
-        return scipy.fft.rfft2(pooled.astype(np.float32))
+        return scipy.fft.rfft2(self.pooled.astype(np.float32), s=_fft_shape(self.size))
 
     @classmethod
     def from_frame(cls, rgb: np.ndarray) -> Observation:
-        grass = grass_mask(rgb)
-        lines = line_mask(rgb, grass)
-        rows, cols = np.nonzero(lines)
+        grass, lines = frame_masks(rgb)
+        rows, cols = np.divmod(np.flatnonzero(lines), lines.shape[1])                    # (2-D nonzero is slow)
+        pixels = np.stack([cols + 0.5, rows + 0.5], 1)                                  # [count, 2] (u, v)
         pick = np.linspace(0, len(rows) - 1, min(len(rows), MAX_LINE_SAMPLES)).astype(int)
-        line_uv = np.stack([cols[pick] + 0.5, rows[pick] + 0.5], 1).astype(float)
-        # chessboard distance: 4x faster than the exact one, equal along rows and columns, and the fit only
-        # needs it to grow away from the lines
-        dt = np.full(lines.shape, SEARCH_CAP, np.float32)
-        if len(rows):
-            dt = np.minimum(ndimage.distance_transform_cdt(~lines, "chessboard"), SEARCH_CAP).astype(np.float32)
-        table = np.zeros((*dt.shape, 3), np.float32)                                # distance, d/drow, d/dcol
-        table[..., 0] = dt
-        table[1:-1, :, 1] = (dt[2:] - dt[:-2]) / 2
-        table[:, 1:-1, 2] = (dt[:, 2:] - dt[:, :-2]) / 2
-        return cls((rgb.shape[1], rgb.shape[0]), line_uv, len(rows), float(grass.mean()), table, grass, lines)
+        return cls((rgb.shape[1], rgb.shape[0]), pixels, pixels[pick], float(grass.mean()), grass, lines)
+
+
+def _fft_shape(size: tuple[int, int]) -> tuple[int, int]:
+    """FFT size of a half-resolution mask: zero-padded to lengths with small factors (199 = 398 / 2 is prime,
+    and an FFT of a prime length is 3x slower)."""
+    return scipy.fft.next_fast_len(size[1] // 2, real=True), scipy.fft.next_fast_len(size[0] // 2, real=True)
 
 
 def image_shift(before: np.ndarray, after: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """(du, dv) px the line pattern moved between two frames, by phase correlation of their `spectrum`s."""
     cross = after * np.conj(before)
-    surface = scipy.fft.irfft2(cross / (np.abs(cross) + 1e-6), s=(size[1] // 2, size[0] // 2))
+    surface = scipy.fft.irfft2(cross / (np.abs(cross) + 1e-6), s=_fft_shape(size))
     peak = np.array(np.unravel_index(np.argmax(surface), surface.shape))               # row, col
     peak = np.where(peak < np.array(surface.shape) // 2, peak, peak - np.array(surface.shape))   # wrap around
     return 2.0 * peak[::-1]
 
 
-def terms(theta: np.ndarray, rig: np.ndarray, obs: Observation, with_rig: bool = False, points=None,
-          cap: float = DT_CAP):
-    """The two chamfer terms of a camera, with derivatives by (pan, tilt, log focal[, rig x, y, z]):
-    line pixels -> model: px [n] and [n, p]; model points (default all) -> line pixels: px [M] and [M, p]
-    (0 outside the image); and which model points are inside the image [M]. Distances stop at `cap`."""
-    model = pitch_model()
-    points = model.points if points is None else points
-    # line pixels are back-projected to the ground; one view of those and the model points serves both terms
-    ground = backproject_many(theta[None], rig, obs.line_uv, obs.size)[0]
-    ok = np.isfinite(ground).all(1)                                                     # below the horizon
-    n = int(ok.sum())
-    v = view(theta, rig, np.concatenate([ground[ok], points]), obs.size, ground_only=not with_rig)
-    d_params = np.concatenate([v.d_theta, -v.d_point], 2) if with_rig else v.d_theta     # [n + M, 2, p]
+def line_term(theta: np.ndarray, rig: np.ndarray, obs: Observation, with_rig: bool = False,
+              cap: float = DT_CAP) -> tuple[np.ndarray, np.ndarray]:
+    """The first chamfer term, line pixels -> model: px [n] and derivatives [n, p] by (pan, tilt, log focal[,
+    rig x, y, z]). Each sampled line pixel is back-projected to the ground, measured in metres to the nearest
+    model line, and turned into px along the line's normal by the local Jacobian of the projection. A pixel's
+    own coordinates and its viewing ray give the derivatives directly (no projection of the ground point)."""
+    axes = _axes_with_derivatives(float(theta[0]), float(theta[1]))
+    focal = math.exp(theta[2])
+    du, dv = obs.line_offsets                                                        # [n] px from the centre
+    a, b = du / focal, dv / focal
+    rays = axes[:2].T @ np.stack([a, b]) + axes[2][:, None]                          # [3, n] camera (a, b, 1)
+    # the ray reaches z = 0 ahead (s > 0, s the depth) when it heads towards the ground; s = 0 marks the others
+    s = -rig[2] / np.where(rays[2] * -rig[2] > 0, rays[2], np.inf)
+    ok = s > 0                                                                       # below the horizon
+    s_ok = s[ok]
+    ground = (rig[:2, None] + s_ok * rays[:2, ok]).T                                 # [n, 2]
+    turn = axes[3:] @ rays[:, ok]                                                    # [6, n]: by pan, by tilt
+    a, b, du, dv = a[ok], b[ok], du[ok], dv[ok]
+    # d(u, v) / d(pan, tilt, log focal[, rig]) of the point fixed on the ground
+    d_u = [focal * turn[0] - du * turn[2], -du * turn[5], du]
+    d_v = [focal * turn[1] - dv * turn[2], focal * turn[4] - dv * turn[5], dv]
+    # d(u, v) / d(ground point): scale (row - (a or b) * forward), scale = focal / depth
+    scale = focal / s_ok
+    jg = [[scale * (axes[i, k] - c * axes[2, k]) for k in range(3 if with_rig else 2)] for i, c in ((0, a), (1, b))]
+    if with_rig:                                                                     # the rig moves the other way
+        d_u += [-j for j in jg[0]]
+        d_v += [-j for j in jg[1]]
+    (j00, j01, *_), (j10, j11, *_) = jg
 
-    # line pixels: metres to the nearest model line, to px along its normal by the local Jacobian Jg
-    near = model.lookup(ground[ok])                                                     # [n, 3]
-    normal = near[:, 1:] / np.maximum(np.linalg.norm(near[:, 1:], axis=1, keepdims=True), 1e-6)
-    jg = v.d_point[:n, :, :2]                                                           # [n, 2, 2]
-    det = jg[:, 0, 0] * jg[:, 1, 1] - jg[:, 0, 1] * jg[:, 1, 0]
+    near = pitch_model().lookup(ground)                                              # [n, 3] metres, direction
+    norm = np.maximum(np.hypot(near[:, 1], near[:, 2]), 1e-6)
+    n0, n1 = near[:, 1] / norm, near[:, 2] / norm
+    det = j00 * j11 - j01 * j10
     det = np.where(np.abs(det) > 1e-9, det, 1e-9)
     # n^T Jg^-1 (closed-form 2x2 inverse): ground motion along the normal per px of image motion
-    row = np.stack([normal[:, 0] * jg[:, 1, 1] - normal[:, 1] * jg[:, 1, 0],
-                    normal[:, 1] * jg[:, 0, 0] - normal[:, 0] * jg[:, 0, 1]], 1) / det[:, None]
-    stretch = np.linalg.norm(np.einsum("kij,kj->ki", jg, normal), axis=1)
+    row0, row1 = (n0 * j11 - n1 * j10) / det, (n1 * j00 - n0 * j01) / det
+    stretch = np.hypot(j00 * n0 + j01 * n1, j10 * n0 + j11 * n1)
     dist = near[:, 0] * stretch
-    # the pixel is fixed: dp = -Jg^-1 (Jtheta dtheta + Jrig drig), with Jrig = -Jpoint
-    jac = -stretch[:, None] * np.einsum("ki,kij->kj", row, d_params[:n])
+    # the pixel is fixed: dp = -Jg^-1 (Jparams dparams)
+    jac = -stretch * (row0 * np.array(d_u) + row1 * np.array(d_v))                   # [p, n]
+    jac[:, dist >= cap] = 0.0
     line_r = np.full(len(ok), cap)
-    line_j = np.zeros((len(ok), d_params.shape[2]))
+    line_j = np.zeros((len(ok), len(d_u)))
     line_r[ok] = np.minimum(dist, cap)
-    line_j[ok] = np.where((dist >= cap)[:, None], 0.0, jac)
+    line_j[ok] = jac.T
+    return line_r, line_j
 
-    # model points: distance transform of the line mask where they land
-    uv = v.uv[n:]
+
+def terms(theta: np.ndarray, rig: np.ndarray, obs: Observation, points: np.ndarray, with_rig: bool = False,
+          cap: float = DT_CAP):
+    """Both chamfer terms of a camera, with derivatives by (pan, tilt, log focal[, rig x, y, z]): line pixels ->
+    model (`line_term`); model points [M, 2] -> line pixels by the distance transform: px [M] and [M, p] (0
+    outside the image); and which model points are inside the image [M]. Distances stop at `cap`."""
+    line_r, line_j = line_term(theta, rig, obs, with_rig, cap)
+    v = view(theta, rig, points, obs.size, with_rig)
     w, h = obs.size
-    inside = (v.depth[n:] > 1) & (uv[:, 0] >= 0) & (uv[:, 0] <= w) & (uv[:, 1] >= 0) & (uv[:, 1] <= h)
-    near = _bilinear(obs.dt, uv[:, 1] - 0.5, uv[:, 0] - 0.5)                            # [M, 3]
+    inside = (v.depth > 1) & (v.uv[:, 0] >= 0) & (v.uv[:, 0] <= w) & (v.uv[:, 1] >= 0) & (v.uv[:, 1] <= h)
+    near = _bilinear(obs.dt, v.uv[:, 1] / 2 - 0.5, v.uv[:, 0] / 2 - 0.5)              # [M, 3] half resolution
     model_r = np.where(inside, np.minimum(near[:, 0], cap), 0.0)
-    model_j = np.einsum("mi,mij->mj", near[:, [2, 1]], d_params[n:])                   # DT gradient by u, v
+    # DT gradient by u, v
+    model_j = near[:, 2:3] * v.d_params[:, 0] + near[:, 1:2] * v.d_params[:, 1]        # [M, p]
     model_j[~inside | (near[:, 0] >= cap)] = 0.0
     return line_r, line_j, model_r, model_j, inside
 
@@ -355,17 +468,77 @@ class Fit:
     visible: int                # model points in the image
 
 
-def summarise(theta, rig, obs: Observation, cap: float = DT_CAP) -> Fit:
-    line_r, _, model_r, _, inside = terms(theta, rig, obs, cap=cap)
-    r = np.concatenate([line_r, model_r[inside]]) / ROBUST_SCALE
-    cost = float(np.mean(2 * (np.sqrt(1 + r ** 2) - 1))) if len(r) else np.inf
-    matched = float(np.mean(model_r[inside] < INLIER_PX)) if inside.any() else 0.0
+def soft_l1(r: np.ndarray) -> np.ndarray:
+    """Robust cost of residuals r (px): quadratic below ROBUST_SCALE, then linear."""
+    return 2 * (np.sqrt(1 + (r / ROBUST_SCALE) ** 2) - 1)
+
+
+def summarise(theta, rig, obs: Observation, cap: float = DT_CAP, line_r: np.ndarray | None = None) -> Fit:
+    """The fit's cost and the numbers of the acceptance test (`line_r`: the line pixels' residuals at theta, when
+    known). Model points in the picture are measured to the nearest line pixel exactly (a k-d tree of the line
+    pixels: no distance transform needed on most frames)."""
+    if line_r is None:
+        line_r = line_term(theta, rig, obs, cap=cap)[0]
+    points = pitch_model().points
+    u, v, depth = project_many(np.asarray(theta, float)[None], rig, points, obs.size)   # [1, M] each
+    w, h = obs.size
+    inside = (depth[0] > 1) & (u[0] >= 0) & (u[0] <= w) & (v[0] >= 0) & (v[0] <= h)
+    model_r = np.full(np.count_nonzero(inside), cap)
+    if len(model_r) and obs.line_count:
+        model_r = np.minimum(obs.line_tree.query(np.stack([u[0, inside], v[0, inside]], 1),
+                                                 distance_upper_bound=cap)[0], cap)
+    r = np.concatenate([line_r, model_r])
+    cost = float(np.mean(soft_l1(r))) if len(r) else np.inf
+    matched = float(np.mean(model_r < INLIER_PX)) if len(model_r) else 0.0
     return Fit(np.asarray(theta, float), cost, float(np.median(line_r)) if len(line_r) else np.inf,
-               float(np.mean(line_r < INLIER_PX)) if len(line_r) else 0.0, matched, int(inside.sum()))
+               float(np.mean(line_r < INLIER_PX)) if len(line_r) else 0.0, matched, len(model_r))
+
+
+def robust_least_squares(evaluate, x0: np.ndarray, x_scale: np.ndarray, max_evals: int,
+                         xtol: float = 1e-2, ftol: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
+    """Minimise sum(soft_l1(r)) by Levenberg-Marquardt, returning x and its residuals; `evaluate(x)` gives
+    residuals [r] and their Jacobian [r, p] together. The robust cost's Gauss-Newton model keeps its curvature
+    term (as scipy's least_squares does): large residuals flatten it, so a start far from the lines takes long
+    steps. scipy's least_squares minimises the same cost, but its overhead per call and per step is several
+    times the cost of these small problems (3 parameters, a few hundred residuals).
+    Stops when a step moves no parameter by more than `xtol` of its `x_scale`, or lowers the cost (or would,
+    by the model) by less than `ftol` of it."""
+    x = np.asarray(x0, float)
+    r, jac = evaluate(x)
+    cost = soft_l1(r).sum()
+    damping = 0.1
+    for _ in range(max_evals - 1):
+        grow = 1 + (r / ROBUST_SCALE) ** 2
+        slope = 1 / np.sqrt(grow)                                      # d soft_l1 / dz, z = (r / scale)^2
+        curvature = np.maximum(slope / grow, 1e-9)                     # slope + 2 z d(slope)/dz
+        scaled = jac * x_scale                                                          # [r, p]
+        normal = scaled.T @ (scaled * curvature[:, None])                              # [p, p]
+        gradient = scaled.T @ (slope * r)
+        try:
+            step = -np.linalg.solve(normal + damping * np.diag(np.diag(normal) + 1e-9), gradient)
+        except np.linalg.LinAlgError:
+            break
+        # the cost's decrease the quadratic model predicts (cost = sum 2 (sqrt(1 + z) - 1))
+        predicted = -(gradient @ step + step @ normal @ step / 2) * 2 / ROBUST_SCALE ** 2
+        if predicted < ftol * cost or np.abs(step).max() < xtol:
+            break
+        trial = x + step * x_scale
+        r_trial, jac_trial = evaluate(trial)
+        cost_trial = soft_l1(r_trial).sum()
+        if cost_trial < cost:
+            done = cost - cost_trial < ftol * cost
+            x, r, jac, cost = trial, r_trial, jac_trial, cost_trial
+            damping = max(damping / 4, 1e-7)
+            if done:
+                break
+        else:
+            damping = 4 * max(damping, 0.25)                           # from the first miss: about half the step
+    return x, r
 
 
 class _Problem:
-    """Stacked residuals and Jacobian of frames sharing one rig; `joint` also fits the rig position."""
+    """Stacked residuals and Jacobian of both chamfer terms of frames sharing one rig; `joint` also fits the rig
+    position."""
 
     def __init__(self, observations: list[Observation], rig, thetas: list[np.ndarray], joint: bool, cap: float):
         self.observations, self.rig, self.joint, self.cap = observations, np.asarray(rig, float), joint, cap
@@ -373,60 +546,54 @@ class _Problem:
         model = pitch_model().points
         for theta, obs in zip(thetas, observations, strict=True):
             # only model points near the starting view can come into it during the fit
-            uv, depth = project_many(np.asarray(theta, float)[None], self.rig, model, obs.size)
-            offset = np.abs(uv[0] / obs.size - 0.5)                                  # [M, 2] 0 centre, 0.5 edge
-            near = (depth[0] > 1) & (offset < 0.8).all(1)
+            u, v, depth = project_many(np.asarray(theta, float)[None], self.rig, model, obs.size)
+            offset = np.maximum(np.abs(u[0] / obs.size[0] - 0.5), np.abs(v[0] / obs.size[1] - 0.5))   # [M]
+            near = (depth[0] > 1) & (offset < 0.8)                                   # 0 centre, 0.5 edge
             self.points.append(model[near])
             # balance the two terms: as many line samples as model points in view
-            seen = int((near & (offset <= 0.5).all(1)).sum())
+            seen = int((near & (offset <= 0.5)).sum())
             self.weights.append(np.sqrt(max(len(obs.line_uv), 1) / max(seen, MIN_VISIBLE)))
-        self._key, self._value = None, None
 
     def split(self, params):
         k = len(self.observations)
         rig = params[:3] if self.joint else self.rig
         return rig, (params[3:] if self.joint else params).reshape(k, 3)            # [k, 3]
 
-    def _evaluate(self, params):
-        if self._key is None or not np.array_equal(params, self._key):
-            rig, thetas = self.split(params)
-            shift = 3 if self.joint else 0
-            residuals, rows = [], []
-            frames = zip(thetas, self.observations, self.points, self.weights, strict=True)
-            for i, (theta, obs, points, weight) in enumerate(frames):
-                line_r, line_j, model_r, model_j, _ = terms(theta, rig, obs, self.joint, points, self.cap)
-                jac = np.concatenate([line_j, weight * model_j])                         # [r, 3 or 6]
+    def evaluate(self, params) -> tuple[np.ndarray, np.ndarray]:
+        rig, thetas = self.split(params)
+        shift = 3 if self.joint else 0
+        residuals, rows = [], []
+        frames = zip(thetas, self.observations, self.points, self.weights, strict=True)
+        for i, (theta, obs, points, weight) in enumerate(frames):
+            line_r, line_j, model_r, model_j, _ = terms(theta, rig, obs, points, self.joint, self.cap)
+            jac = np.concatenate([line_j, weight * model_j])                             # [r, 3 or 6]
+            if len(thetas) == 1 and not self.joint:
+                block = jac
+            else:
                 block = np.zeros((len(jac), shift + 3 * len(thetas)))
                 block[:, shift + 3 * i: shift + 3 * i + 3] = jac[:, :3]
                 block[:, :shift] = jac[:, 3:]
-                residuals.append(np.concatenate([line_r, weight * model_r]))
-                rows.append(block)
-            self._key, self._value = params.copy(), (np.concatenate(residuals), np.concatenate(rows))
-        return self._value
+            residuals.append(np.concatenate([line_r, weight * model_r]))
+            rows.append(block)
+        return np.concatenate(residuals), np.concatenate(rows)
 
-    def residuals(self, params):
-        return self._evaluate(params)[0]
-
-    def jacobian(self, params):
-        return self._evaluate(params)[1]
-
-    def solve(self, params0, max_nfev: int):
-        scale = np.tile([0.05, 0.05, 0.1], len(self.observations))
+    def solve(self, params0, max_evals: int) -> tuple[np.ndarray, np.ndarray]:
+        """Fitted parameters and their residuals."""
+        scale = np.tile(THETA_SCALE, len(self.observations))
         if self.joint:
             scale = np.concatenate([[1.0, 1.0, 1.0], scale])
-        return least_squares(self.residuals, params0, jac=self.jacobian, loss="soft_l1", f_scale=ROBUST_SCALE,
-                             x_scale=scale, max_nfev=max_nfev, xtol=1e-4, ftol=1e-4).x
+        return robust_least_squares(self.evaluate, params0, scale, max_evals)
 
 
-def refine(theta0, rig, obs: Observation, cap: float = DT_CAP, max_nfev: int = 20) -> np.ndarray:
-    """Robust least-squares fit of pan, tilt, log focal from a starting camera."""
-    return _Problem([obs], rig, [theta0], joint=False, cap=cap).solve(np.asarray(theta0, float), max_nfev)
+def refine(theta0, rig, obs: Observation, cap: float = DT_CAP, max_evals: int = 20) -> np.ndarray:
+    """Robust least-squares fit of pan, tilt, log focal from a starting camera, by both chamfer terms."""
+    return _Problem([obs], rig, [theta0], joint=False, cap=cap).solve(np.asarray(theta0, float), max_evals)[0]
 
 
 def joint_rig_fit(rig0: np.ndarray, thetas: list[np.ndarray], observations: list[Observation]) -> np.ndarray:
     """Camera position and per-frame pan/tilt/zoom fitted together; returns the position."""
     problem = _Problem(observations, rig0, thetas, joint=True, cap=DT_CAP)
-    return problem.solve(np.concatenate([rig0, *thetas]), max_nfev=30)[:3]
+    return problem.solve(np.concatenate([rig0, *thetas]), max_evals=30)[0][:3]
 
 
 # ---------------------------------------------------------------- the coarse search after a cut
@@ -460,26 +627,33 @@ def chamfer_scores(obs: Observation, rig: np.ndarray, thetas: np.ndarray, cap: f
     """A cheap two-sided chamfer score [K] of cameras [K, 3]: nearest-pixel lookups on sparse samples."""
     model = pitch_model()
     w, h = obs.size
-    uv, depth = project_many(thetas, rig, model.coarse, obs.size)                    # [K, m, 2], [K, m]
-    inside = (depth > 1) & (uv[..., 0] >= 0) & (uv[..., 0] < w) & (uv[..., 1] >= 0) & (uv[..., 1] < h)
-    cols = np.clip(uv[..., 0], 0, w - 1).astype(int)
-    rows = np.clip(uv[..., 1], 0, h - 1).astype(int)
+    u, v, depth = project_many(thetas, rig, model.coarse, obs.size)                  # [K, m] each
+    inside = (depth > 1) & (u >= 0) & (u < w) & (v >= 0) & (v < h)
+    dt = np.ascontiguousarray(obs.dt[..., 0])                                        # half resolution
+    cols = np.clip(u / 2, 0, dt.shape[1] - 1).astype(np.intp)
+    rows = np.clip(v / 2, 0, dt.shape[0] - 1).astype(np.intp)
     # mean over the model points in view, a view with fewer than MIN_SEEN paying `cap` for each one missing:
     # else a tight view of one line would score as well as a true wide one
     seen = inside.sum(1)
-    model_sum = np.where(inside, np.minimum(obs.dt[rows, cols, 0], cap), 0).sum(1)
+    model_sum = np.where(inside, np.minimum(dt.ravel()[rows * dt.shape[1] + cols], cap), 0).sum(1)
     model_cost = (model_sum + cap * np.maximum(MIN_SEEN - seen, 0)) / np.maximum(seen, MIN_SEEN)
+    return model_cost + line_scores(obs, rig, thetas, cap)
+
+
+def line_scores(obs: Observation, rig: np.ndarray, thetas: np.ndarray, cap: float) -> np.ndarray:
+    """A cheap one-sided chamfer score [K] of cameras [K, 3]: px from sampled line pixels to the model (nearest
+    cell of the pitch field)."""
+    model = pitch_model()
     sample = obs.line_uv[:: max(1, len(obs.line_uv) // 40)]
-    ground = backproject_many(thetas, rig, sample, obs.size)                         # [K, n, 2]
-    ok = np.isfinite(ground).all(-1)
-    ground = np.where(ok[..., None], ground, 0)
-    cells = np.round((ground - model.origin) / FIELD_RES).astype(int)
-    cells = np.clip(cells, 0, np.array(model.table.shape[:2]) - 1)
-    metres = model.table[cells[..., 0], cells[..., 1], 0]
+    x, y = backproject_many(thetas, rig, sample, obs.size)                           # [K, n] each
+    ok = ~np.isnan(x)
+    field = model.table[..., 0]                                                      # a quarter: |x|, |y|
+    rows = np.minimum(np.round(np.abs(np.where(ok, x, 0)) / FIELD_RES), field.shape[0] - 1)
+    cols = np.minimum(np.round(np.abs(np.where(ok, y, 0)) / FIELD_RES), field.shape[1] - 1)
+    metres = field[rows.astype(np.intp), cols.astype(np.intp)]
     # metres -> px by focal / distance from the camera (foreshortening ignored: fine for ranking)
-    px = metres * np.exp(thetas[:, 2:3]) / np.hypot(np.linalg.norm(ground - rig[:2], axis=-1), rig[2])
-    line_cost = np.where(ok, np.minimum(px, cap), cap).mean(1)
-    return model_cost + line_cost
+    px = metres * np.exp(thetas[:, 2:3]) / np.sqrt((x - rig[0]) ** 2 + (y - rig[1]) ** 2 + rig[2] ** 2)
+    return np.where(ok, np.minimum(px, cap), cap).mean(1)
 
 
 def coarse_candidates(obs: Observation, rig: np.ndarray, keep: int) -> np.ndarray:
@@ -504,7 +678,7 @@ class Found:
     """People detected in one calibrated frame."""
 
     xy: np.ndarray        # [k, 2] pitch metres
-    colour: np.ndarray    # [k, 3] shirt RGB (see shirt_colour)
+    colour: np.ndarray    # [k, 3] shirt RGB (see find_blobs)
     uv: np.ndarray        # [k, 2] foot pixels
     centre: np.ndarray    # [2] ground point under the image centre
 
@@ -512,80 +686,103 @@ class Found:
 @dataclass
 class Blob:
     foot_uv: np.ndarray       # [2] px, bottom edge of the feet
-    colour: np.ndarray        # [3] shirt RGB (see shirt_colour)
+    colour: np.ndarray        # [3] shirt RGB (see find_blobs)
 
 
 def near_pitch(camera: Camera, size: tuple[int, int], step: int = 4) -> np.ndarray:
     """[H, W] pixels whose ground point lies on the pitch or within PITCH_MARGIN of it (on a `step`-px grid)."""
     w, h = size
-    grid = np.stack(np.meshgrid(np.arange(0, w, step) + step / 2, np.arange(0, h, step) + step / 2), -1)
-    ground = camera.to_pitch(grid.reshape(-1, 2)).reshape(*grid.shape[:2], 2)           # [h/step, w/step, 2]
-    with np.errstate(invalid="ignore"):
-        near = pitch.on_pitch(ground[..., 0], ground[..., 1], PITCH_MARGIN)
-    return np.repeat(np.repeat(near, step, 0), step, 1)[:h, :w]
+    right, down, forward = _axes_with_derivatives(camera.pan, camera.tilt)[:3]      # camera.rotation(), cached
+    a = (np.arange(0, w, step) + step / 2 - w / 2) / camera.focal                     # [w/step]
+    b = (np.arange(0, h, step) + step / 2 - h / 2) / camera.focal                     # [h/step]
+    # the ray through each grid pixel, per world axis, as an outer sum [h/step, w/step]
+    ray = [a[None] * right[k] + b[:, None] * down[k] + forward[k] for k in range(3)]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = -camera.z / ray[2]                                                        # reach z = 0
+        near = (s > 0) & pitch.on_pitch(camera.x + s * ray[0], camera.y + s * ray[1], PITCH_MARGIN)
+    rows, cols = near.shape
+    blocks = np.broadcast_to(near[:, None, :, None], (rows, step, cols, step))          # each grid cell's pixels
+    return blocks.reshape(rows * step, cols * step)[:h, :w]
 
 
 def find_blobs(rgb: np.ndarray, obs: Observation, camera: Camera) -> list[Blob]:
     """Person-sized blobs of non-grass, non-line pixels standing on the pitch. A blob as wide as a few people
     side by side is split into equal columns; wider ones (boards, crowd) and blobs cut by the bottom edge of
-    the picture (feet unseen) are dropped."""
+    the picture (feet unseen) are dropped. Worked out over all pixels at once, grouped by blob part (a loop
+    over blobs costs more in numpy calls than the pixels do)."""
     h, w = rgb.shape[:2]
-    candidates = ~obs.grass & ~obs.lines & near_pitch(camera, (w, h))
+    candidates = ~(obs.grass | obs.lines) & near_pitch(camera, (w, h))
     # a vertical opening removes what is less than 3 px tall: line pixels beside a player, which the line mask
     # misses because they are not surrounded by grass, would otherwise join his blob
     core = candidates[:-2] & candidates[1:-1] & candidates[2:]                          # [H-2, W] 3-px erosion
     candidates = np.zeros_like(candidates)
     for shift in range(3):
         candidates[shift:h - 2 + shift] |= core
-    labels, _ = ndimage.label(candidates, structure=np.ones((3, 3)))
-    boxes = ndimage.find_objects(labels)
-    if not boxes:
+    labels, _ = ndimage.label(candidates.view(np.uint8), structure=np.ones((3, 3)))
+    flat = np.flatnonzero(candidates)
+    _, top, bottom, left, right = components(labels, flat)                               # [k] each
+    expected = person_heights(camera, np.stack([(left + right) / 2, bottom], 1))
+    tall, wide = bottom - top, right - left
+    side_by_side = wide / np.maximum(PERSON_WIDTH * expected, 1e-9)
+    person_sized = (bottom < h) & (tall >= 0.5 * expected) & (tall <= 2.5 * expected) & (side_by_side <= 4)
+    # blur widens a figure by a pixel or two: split only from 1.7 people wide
+    parts = np.maximum(1, (np.minimum(side_by_side, 4) + 0.3).astype(int))               # [k] at most 4
+
+    # the pixels of person-sized blobs, each in its part: column j of parts, from round(j * width / parts)
+    label = labels.ravel()[flat] - 1                                                     # [n] 0-based blob
+    flat, label = flat[person_sized[label]], label[person_sized[label]]
+    rows, cols = np.divmod(flat, w)
+    part = np.zeros(len(flat), np.intp)
+    for j in range(1, 4):
+        part += (j < parts[label]) & (cols - left[label] >= np.round(j * wide[label] / parts[label]))
+    group = (np.cumsum(parts) - parts)[label] + part                                      # [n] part id
+    order = np.argsort(group, kind="stable")                                              # row-major within
+    group, rows, cols, flat, label = group[order], rows[order], cols[order], flat[order], label[order]
+    starts = np.flatnonzero(np.diff(group, prepend=-1))                                  # [q] first pixel
+    if not len(starts):
         return []
-    spans = np.array([(b[0].start, b[0].stop, b[1].start, b[1].stop) for b in boxes])   # [k, 4]: rows, cols
-    expected = person_heights(camera, np.stack([spans[:, 2:].mean(1), spans[:, 1]], 1))
-    blobs = []
-    for index in np.flatnonzero((spans[:, 1] < h) & (spans[:, 1] - spans[:, 0] >= 0.5 * expected)
-                                & (spans[:, 1] - spans[:, 0] <= 2.5 * expected)):
-        top, bottom, left, right = spans[index]
-        side_by_side = (right - left) / (PERSON_WIDTH * expected[index])
-        if side_by_side > 4:
-            continue
-        region = labels[boxes[index]] == index + 1
-        # blur widens a figure by a pixel or two: split only from 1.7 people wide
-        edges = np.linspace(0, right - left, max(1, int(side_by_side + 0.3)) + 1).round().astype(int)
-        for a, b in zip(edges[:-1], edges[1:], strict=True):
-            part = region[:, a:b]                                                       # [rows, cols]
-            rows = np.flatnonzero(part.any(1))
-            if len(rows) == 0 or rows[-1] - rows[0] + 1 < 0.5 * expected[index] \
-                    or part.sum() < 0.08 * expected[index] ** 2:
-                continue
-            part_top, part_bottom = rows[0], rows[-1] + 1
-            feet = np.flatnonzero(part[part_bottom - 1])
-            foot_uv = np.array([left + a + feet.mean() + 0.5, top + part_bottom]) - COLOUR_BLEED   # feet's edge
-            height = part_bottom - part_top
-            band = slice(part_top + int(0.2 * height), part_top + int(0.5 * height) + 1)   # the shirt
-            pixels = rgb[boxes[index]][band, a:b][part[band]]
-            blobs.append(Blob(foot_uv, shirt_colour(pixels if len(pixels) else rgb[boxes[index]][:, a:b][part])))
-    return blobs
+    count = np.diff(np.append(starts, len(group)))
+    index = np.repeat(np.arange(len(starts)), count)                                     # [n] part 0..q-1
+    part_top, part_bottom = np.minimum.reduceat(rows, starts), np.maximum.reduceat(rows, starts) + 1
+    height, size = part_bottom - part_top, expected[label[starts]]
+
+    # feet: the mean column of a part's bottom row, at its lower edge
+    feet = rows == part_bottom[index] - 1
+    foot_u = np.bincount(index[feet], cols[feet], len(starts)) / np.bincount(index[feet], minlength=len(starts))
+    foot_uv = np.stack([foot_u + 0.5, part_bottom.astype(float)], 1) - COLOUR_BLEED      # [q, 2]
+
+    # shirt: the band 20-50% down the figure (all of it when the band is empty); the mean of its most saturated
+    # third, as chroma subsampling bleeds grass and shorts into a small figure, least at its most colourful pixels
+    band = (rows >= (part_top + (0.2 * height).astype(int))[index]) & \
+           (rows <= (part_top + (0.5 * height).astype(int))[index])
+    band |= np.bincount(index[band], minlength=len(starts))[index] == 0
+    colours = rgb.reshape(-1, 3)[flat[band]].astype(np.float32)                          # [m, 3]
+    saturation = colours.max(1) - colours.min(1)
+    by_part = np.lexsort((-saturation, index[band]))                                     # stable: row-major ties
+    members = index[band][by_part]
+    rank = np.arange(len(members)) - np.searchsorted(members, members)                   # place within its part
+    top_third = rank < np.maximum(1, np.bincount(members, minlength=len(starts)) // 3)[members]
+    taken = members[top_third]
+    shirt = np.stack([np.bincount(taken, colours[by_part][top_third, c], len(starts)) for c in range(3)], 1)
+    shirt /= np.bincount(taken, minlength=len(starts))[:, None]                           # [q, 3]
+
+    keep = (height >= 0.5 * size) & (count >= 0.08 * size ** 2)
+    return [Blob(uv, colour) for uv, colour in zip(foot_uv[keep], shirt[keep], strict=True)]
 
 
 def person_heights(camera: Camera, foot_uv: np.ndarray) -> np.ndarray:
     """Expected image height (px) [k] of a person whose feet are at pixels [k, 2]; 0 where unknown."""
-    ground = camera.to_pitch(foot_uv)
-    ok = np.isfinite(ground).all(1)
-    feet = np.concatenate([np.nan_to_num(ground), np.zeros((len(ground), 1))], 1)      # [k, 3]
-    uv, depth = camera.project(np.concatenate([feet, feet - [0, 0, PERSON_HEIGHT]]))
-    k = len(ground)
-    return np.where(ok & (depth[:k] > 0) & (depth[k:] > 0), uv[:k, 1] - uv[k:, 1], 0.0)
-
-
-def shirt_colour(pixels: np.ndarray) -> np.ndarray:
-    """Mean of the most saturated third of the shirt pixels [n, 3]: chroma subsampling bleeds grass and shorts
-    into a small figure, least at its most colourful pixels."""
-    pixels = pixels.astype(np.float32)
-    saturation = pixels.max(1) - pixels.min(1)
-    top = np.argsort(-saturation, kind="stable")[: max(1, len(pixels) // 3)]
-    return pixels[top].mean(0)
+    axes = _axes_with_derivatives(camera.pan, camera.tilt)[:3]                        # camera.rotation(), cached
+    # the feet in camera coordinates: s * (a, b, 1), s the distance along the optical axis to the ground
+    a = (foot_uv[:, 0] - camera.width / 2) / camera.focal
+    b = (foot_uv[:, 1] - camera.height / 2) / camera.focal
+    s = -camera.z / (a * axes[0, 2] + b * axes[1, 2] + axes[2, 2])                  # [k]
+    # the head PERSON_HEIGHT above the feet (z is down): the camera's z-axis components times -height
+    head_y = s * b - PERSON_HEIGHT * axes[1, 2]
+    head_z = s - PERSON_HEIGHT * axes[2, 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        head_v = camera.focal * head_y / head_z + camera.height / 2
+        return np.where((s > 0) & (head_z > 0), foot_uv[:, 1] - head_v, 0.0)
 
 
 def assign_teams(xy: np.ndarray, colours: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -637,19 +834,22 @@ class ClassicalLocalizer(Localizer):
     def localize(self, source: HalfSource) -> Positions:
         if source.frames is None:
             raise InputError("the classical backend needs a frames cache (--frames)")
-        with open_cache(source.frames, "frames") as h5:
-            frames = h5["frames"]
-            frames_fps = float(h5.attrs["fps"])
-            if frames_fps + 1e-9 < self.fps:
-                raise InputError(f"{source.frames}: frames at {frames_fps} fps cannot give positions at "
-                                 f"{self.fps} fps (positions.fps must not exceed decode.fps)")
-            length = source.length or samples_spanned(len(frames), frames_fps, self.fps)
-            picks = np.minimum(np.round(np.arange(length) * frames_fps / self.fps).astype(int), len(frames) - 1)
-            tracker = HalfTracker(self.settings, (frames.shape[2], frames.shape[1]), self.fps)
-            tracker.calibrate_rig([frames[i] for i in _spread(picks, self.settings["rig_frames"])])
-            progress = tqdm(picks, desc=f"positions {source.game} half {source.half}", unit="frame", leave=False)
-            people = [tracker.step(frames[i]) for i in progress]
-        return tracker.positions(people, self.max_players)
+        # one BLAS thread: the products here are small, and more threads only spin (a third more CPU time)
+        with threadpool_limits(1):
+            with open_cache(source.frames, "frames") as h5:
+                frames = h5["frames"]
+                frames_fps = float(h5.attrs["fps"])
+                if frames_fps + 1e-9 < self.fps:
+                    raise InputError(f"{source.frames}: frames at {frames_fps} fps cannot give positions at "
+                                     f"{self.fps} fps (positions.fps must not exceed decode.fps)")
+                length = source.length or samples_spanned(len(frames), frames_fps, self.fps)
+                picks = np.minimum(np.round(np.arange(length) * frames_fps / self.fps).astype(int), len(frames) - 1)
+                tracker = HalfTracker(self.settings, (frames.shape[2], frames.shape[1]), self.fps)
+                tracker.calibrate_rig([frames[i] for i in _spread(picks, self.settings["rig_frames"])])
+                progress = tqdm(picks, desc=f"positions {source.game} half {source.half}", unit="frame",
+                                leave=False)
+                people = [tracker.step(frames[i]) for i in progress]
+            return tracker.positions(people, self.max_players)
 
     def sources(self, source: HalfSource) -> list:
         return [source.frames] if source.frames else []
@@ -666,8 +866,11 @@ def fit_camera(theta0, rig, obs: Observation, wide: bool = False) -> Fit:
     """Fit from a starting camera; `wide` first fits with a wide cap, reaching a camera further away."""
     theta = np.asarray(theta0, float)
     if wide:
-        theta = refine(theta, rig, obs, cap=WIDE_CAP, max_nfev=10)
-    return summarise(refine(theta, rig, obs), rig, obs)
+        theta = refine(theta, rig, obs, cap=WIDE_CAP, max_evals=10)
+    # the final fit by the line pixels alone: precise (exact geometry, full resolution) and enough from a start
+    # in its basin, it needs no distance transform of the frame; its residuals are the summary's
+    theta, line_r = robust_least_squares(lambda x: line_term(x, rig, obs), theta, THETA_SCALE, max_evals=20)
+    return summarise(theta, rig, obs, line_r=line_r)
 
 
 class HalfTracker:
@@ -696,7 +899,7 @@ class HalfTracker:
         """Fit after a cut: wide fits from the best grid cameras, final fits of those within 50% of the best wide
         cost; among accepted final fits within 10% of the best, the mirror guard takes the one whose pan is
         closest to the last accepted pan."""
-        wide = [refine(theta, self.rig, obs, cap=WIDE_CAP, max_nfev=10)
+        wide = [refine(theta, self.rig, obs, cap=WIDE_CAP, max_evals=10)
                 for theta in coarse_candidates(obs, self.rig, SEARCH_KEEP)]
         costs = np.array([summarise(theta, self.rig, obs, cap=WIDE_CAP).cost for theta in wide])
         fits = [fit_camera(theta, self.rig, obs) for theta, cost in zip(wide, costs, strict=True)
@@ -717,6 +920,10 @@ class HalfTracker:
         du, dv = image_shift(spectrum, obs.spectrum, obs.size)
         # content moving right means the camera turned left: pan and tilt change by -shift / focal
         start = theta - np.array([du, dv, 0.0]) / np.exp(theta[2])
+        # phase correlation sees no zoom: try a few zooms (and the unshifted camera) by a cheap line score
+        zooms = np.log(ZOOM_STEPS)
+        options = np.concatenate([start + np.outer(zooms, [0, 0, 1]), theta + np.outer(zooms, [0, 0, 1])])
+        start = options[np.argmin(line_scores(obs, self.rig, options, WIDE_CAP))]
         for wide in (False, True):
             fit = fit_camera(start, self.rig, obs, wide)
             if self.accepted(fit) and abs(fit.theta[0] - theta[0]) <= self.max_step * gap:

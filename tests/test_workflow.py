@@ -68,20 +68,25 @@ def test_changed_stage_code_reruns_only_that_stage_and_what_follows(tiny_world, 
     assert planned_jobs(proc) == {"positions_localize": 6, "positions_evaluate": 1, "data": 1}
 
 
-def test_corrupt_video_fails_its_half_only_and_names_the_file(tiny_world, tmp_path):
+def test_bad_input_fails_its_own_jobs_only_and_names_the_file(tiny_world, tmp_path):
+    """Malformed labels (the train game) and a truncated video (the test game): each job that reads them stops
+    with one line naming the file; the third game's caches are untouched, as is the broken game's other half."""
     work = tmp_path / "work"
     shutil.copytree(tiny_world, work, symlinks=True)
-    games = list_games(tiny_config(work))
-    broken, others = games[0], games[1:]
-    video = work / "results/world" / broken.path / "1_224p.mkv"
-    video.write_bytes(video.read_bytes()[: video.stat().st_size // 3])   # truncated download
-    before = {p: p.read_bytes() for g in others for p in (work / "results/features/pptimesformer" / g.id).glob("*.h5")}
+    broken_labels, intact, broken_video = list_games(tiny_config(work))   # train, valid, test
+    video = work / "results/world" / broken_video.path / "1_224p.mkv"
+    video.write_bytes(video.read_bytes()[: video.stat().st_size // 3])   # a truncated download
+    labels = work / "results/world" / broken_labels.path / "Labels-caption.json"
+    labels.write_text(labels.read_text().replace('"gameTime": "1 - 00:', '"gameTime": "1 - :', 1))
+    kept = [p for p in (work / "results").rglob(f"{intact.id}/*.h5")]
+    before = {p: p.read_bytes() for p in kept}
 
     proc = snakemake(work, "--cores", "2", "--keep-going", "data", check=False)
 
     assert proc.returncode != 0
-    log = (work / f"results/logs/video_decode/{broken.id}_1.log").read_text()
-    assert "1_224p.mkv" in log and "truncated" in log
-    assert "Traceback" not in log                     # a clear one-line error, not a crash
-    assert before and all(p.read_bytes() == data for p, data in before.items())
-    assert (work / f"results/features/pptimesformer/{broken.id}/2.h5").is_file()   # the other half is intact
+    decode_log = (work / f"results/logs/video_decode/{broken_video.id}_1.log").read_text()
+    assert "1_224p.mkv" in decode_log and "truncated" in decode_log and "Traceback" not in decode_log
+    finetune_log = (work / "results/logs/encoder_finetune.log").read_text()
+    assert "Labels-caption.json" in finetune_log and "gameTime" in finetune_log and "Traceback" not in finetune_log
+    assert len(before) >= 4 and all(p.read_bytes() == data for p, data in before.items())
+    assert (work / f"results/features/pptimesformer/{broken_video.id}/2.h5").is_file()

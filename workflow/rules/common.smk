@@ -94,7 +94,7 @@ def data_targets():
 
 rule dataset_manifest:
     output:
-        "results/dataset/games.tsv",
+        manifest="results/dataset/games.tsv",
     params:
         cfg=section_json_of("seed", "dataset", "world"),
         code=code_hash("star.data.manifest"),
@@ -105,4 +105,4 @@ rule dataset_manifest:
     conda:
         env("video")
     shell:
-        "{STAR} manifest --config {params.cfg:q} --out {output:q} > {log:q} 2>&1"
+        "{STAR} manifest --config {params.cfg:q} --out {output.manifest:q} > {log:q} 2>&1"

@@ -42,7 +42,7 @@ rule features_extract:
         frames="results/frames/{game}/{half}.h5",
         weights=PP_WEIGHTS,
     output:
-        "results/features/pptimesformer/{game}/{half}.h5",
+        features="results/features/pptimesformer/{game}/{half}.h5",
     params:
         cfg=section_json("features", "pptimesformer"),
         code=code_hash("star.features.extract"),
@@ -55,7 +55,7 @@ rule features_extract:
         env("video")
     shell:
         "MKL_DEBUG_CPU_TYPE=5 {STAR} features-extract --frames {input.frames:q} --weights {input.weights:q}"
-        " --out {output:q} --threads {threads} --config {params.cfg:q} > {log:q} 2>&1"
+        " --out {output.features:q} --threads {threads} --config {params.cfg:q} > {log:q} 2>&1"
 
 
 def video_duration_arg(w):
@@ -69,7 +69,7 @@ rule features_import:
     input:
         npy=lambda w: game_file(w.game, half_file(config["features"]["import"][w.encoder]["file"], w.half)),
     output:
-        "results/features/{encoder}/{game}/{half}.h5",
+        features="results/features/{encoder}/{game}/{half}.h5",
     wildcard_constraints:
         encoder="baidu|resnet|resnet_pca512",
     params:
@@ -84,7 +84,7 @@ rule features_import:
         env("video")
     shell:
         "{STAR} features-import --npy {input.npy:q} --encoder {wildcards.encoder} --game {wildcards.game}"
-        " --half {wildcards.half} {params.video} --out {output:q} --config {params.cfg:q} > {log:q} 2>&1"
+        " --half {wildcards.half} {params.video} --out {output.features:q} --config {params.cfg:q} > {log:q} 2>&1"
 
 
 def probe_frames(split):
@@ -105,7 +105,7 @@ rule features_probe:
         train_frames=probe_frames("train"),
         test_frames=probe_frames("test"),
     output:
-        "results/features/{encoder}/probe.json",
+        report="results/features/{encoder}/probe.json",
     params:
         cfg=section_json("features", "probe"),
         seed=config["seed"],
@@ -120,4 +120,4 @@ rule features_probe:
         "{STAR} features-probe --train {input.train:q} --train-labels {input.train_labels:q}"
         " --test {input.test:q} --test-labels {input.test_labels:q} --train-frames {input.train_frames:q}"
         " --test-frames {input.test_frames:q} --seed {params.seed}"
-        " --config {params.cfg:q} --out {output:q} > {log:q} 2>&1"
+        " --config {params.cfg:q} --out {output.report:q} > {log:q} 2>&1"

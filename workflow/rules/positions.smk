@@ -28,7 +28,7 @@ rule positions_localize:
     input:
         unpack(positions_inputs),
     output:
-        f"results/positions/{BACKEND}/{{game}}/{{half}}.h5",
+        positions=f"results/positions/{BACKEND}/{{game}}/{{half}}.h5",
     params:
         cfg=section_json("positions"),
         args=positions_args,
@@ -40,7 +40,7 @@ rule positions_localize:
     conda:
         env("video")
     shell:
-        "{STAR} positions-localize {params.args} --out {output:q} --game {wildcards.game} --half {wildcards.half}"
+        "{STAR} positions-localize {params.args} --out {output.positions:q} --game {wildcards.game} --half {wildcards.half}"
         " --config {params.cfg:q} > {log:q} 2>&1"
 
 
@@ -53,7 +53,7 @@ if SYNTHETIC:
             truth=[game_file(g, f"{h}_Labels-GameState.json") for g in GAMES for h in HALVES],
             cameras=[game_file(g, f"{h}_camera.json") for g in GAMES for h in HALVES],
         output:
-            f"results/positions/{BACKEND}/evaluation.json",
+            report=f"results/positions/{BACKEND}/evaluation.json",
         params:
             cfg=section_json("positions"),
             code=code_hash("star.positions.evaluate"),
@@ -65,4 +65,4 @@ if SYNTHETIC:
             env("video")
         shell:
             "{STAR} positions-evaluate --positions {input.positions:q} --root {ROOT:q} --manifest {input.manifest:q}"
-            " --config {params.cfg:q} --out {output:q} > {log:q} 2>&1"
+            " --config {params.cfg:q} --out {output.report:q} > {log:q} 2>&1"

@@ -5,7 +5,7 @@ rule video_decode:
     input:
         video=lambda w: game_file(w.game, half_file(config["dataset"]["video"], w.half)),
     output:
-        "results/frames/{game}/{half}.h5",
+        frames="results/frames/{game}/{half}.h5",
     params:
         cfg=section_json("decode"),
         code=code_hash("star.video.decode"),
@@ -16,5 +16,5 @@ rule video_decode:
     conda:
         env("video")
     shell:
-        "{STAR} decode --video {input.video:q} --out {output:q} --game {wildcards.game} --half {wildcards.half}"
+        "{STAR} decode --video {input.video:q} --out {output.frames:q} --game {wildcards.game} --half {wildcards.half}"
         " --config {params.cfg:q} > {log:q} 2>&1"

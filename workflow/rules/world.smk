@@ -29,7 +29,7 @@ if SYNTHETIC:
 
     rule world_splits:
         output:
-            expand(f"{ROOT}/splits/{{split}}.txt", split=("train", "valid", "test")),
+            splits=expand(f"{ROOT}/splits/{{split}}.txt", split=("train", "valid", "test")),
         params:
             cfg=WORLD_CFG,
             code=code_hash("star.world.synthesize"),

@@ -26,7 +26,7 @@ CAMERA = Camera(x=0.0, y=50.0, z=-16.0, pan=0.0, tilt=0.3, focal=300.0, width=39
 
 @pytest.fixture(scope="module")
 def world():
-    return section("world", {"games": {"train": 4, "valid": 1, "test": 1}})
+    return section("world", {"games": {"train": 4, "valid": 1, "test": 1}, "video_fps": 5})
 
 
 @pytest.fixture(scope="module")

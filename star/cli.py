@@ -23,6 +23,10 @@ COMMANDS = {
     "features-probe": ("star.features.probe", "linear probe: do features carry event information?"),
     "positions-localize": ("star.positions.localize", "calibrated player positions of one half (HDF5)"),
     "positions-evaluate": ("star.positions.evaluate", "score positions against Game State ground truth"),
+    "spotting-train": ("star.train.spotting", "train a method's spotter (background + caption labels per window)"),
+    "spotting-infer": ("star.infer.spots", "spots of one half: sliding window + non-maximum suppression"),
+    "captioning-train": ("star.train.captioning", "train a method's captioner on the train split's annotations"),
+    "captioning-infer": ("star.infer.captions", "captions of one game at its spots (official predictions JSON)"),
     "evaluate": ("star.evaluate", "dense-captioning metrics of predictions (official semantics, reproducible)"),
     "tables": ("star.eval.tables", "CSV and Markdown tables from `star evaluate --json` metric files"),
 }

@@ -1,0 +1,113 @@
+"""`star captioning-infer`: captions of one game at its spots (or at its ground-truth annotations), written as the
+official `results_dense_captioning.json`.
+
+    star captioning-infer --model results/captioning/star/pptimesformer/default/model.pt \\
+        --game-path "<league>/<season>/<game>" --features F1.h5 F2.h5 [--positions P1.h5 P2.h5] \\
+        --spots S1.json S2.json --out .../predictions/<game path>/results_dense_captioning.json [--config CFG]
+
+    ... --labels <root>/<game path>/Labels-caption.json     instead of --spots: ground-truth anchors (Table 4)
+
+Features, positions and spots are given per half, in the same order. Each anchor's window is captioned with the
+captioner's `generate` (beam search, `captioning.beam_size`); a prediction takes the spot's label and confidence
+(ground-truth anchors: the annotation's label, confidence 1). Spotting keeps at least one spot per half, so every
+half with features gets a prediction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from star.data.cache import cache_attrs
+from star.data.games import Game
+from star.data.jsonio import read_json_object
+from star.data.soccernet import load_labels
+from star.errors import InputError
+from star.eval.dvc import write_predictions
+from star.train.common import inputs_of, load_model, read_config
+from star.train.datasets import CacheReader, CaptioningDataset, Collate, Half, feature_attrs
+from star.train.loop import pick_device
+
+
+def read_spots(path: Path) -> list[dict]:
+    data = read_json_object(path, InputError, "spots file")
+    if not isinstance(data.get("spots"), list):
+        raise InputError(f"{path}: not a spots file of `star spotting-infer` (no 'spots' list)")
+    return data["spots"]
+
+
+def game_halves(args: argparse.Namespace) -> list[Half]:
+    positions = args.positions or [None] * len(args.features)
+    if len(positions) != len(args.features):
+        raise InputError(f"--features and --positions name {len(args.features)} and {len(positions)} halves")
+    halves = []
+    for features, pos in zip(args.features, positions, strict=True):
+        length, fps, dim = feature_attrs(features)
+        halves.append(Half(Game("", args.game_path, ""), int(cache_attrs(features)["half"]), features, pos, (),
+                           length, fps, dim))
+    return halves
+
+
+def anchors(args: argparse.Namespace, halves: list[Half]) -> list[dict]:
+    """Every anchor to caption: {"index" (of its half), "half", "seconds", "label", "confidence"}."""
+    out = []
+    if args.labels:
+        labels = load_labels(args.labels)
+        for i, half in enumerate(halves):
+            out += [{"index": i, "half": half.half, "seconds": a.seconds, "label": a.label, "confidence": 1.0}
+                    for a in labels.half(half.half)]
+        return out
+    if len(args.spots) != len(halves):
+        raise InputError(f"--features and --spots name {len(halves)} and {len(args.spots)} halves")
+    for i, (half, path) in enumerate(zip(halves, args.spots, strict=True)):
+        out += [{"index": i, "half": half.half, "seconds": int(s["seconds"]), "label": s["label"],
+                 "confidence": float(s["confidence"])} for s in read_spots(path)]
+    return out
+
+
+@torch.no_grad()
+def caption(model, dataset: CaptioningDataset, batch_size: int, beam_size: int, max_tokens: int,
+            device: torch.device) -> list[str]:
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=Collate())
+    texts = []
+    for batch in tqdm(loader, desc="captioning", unit="batch", mininterval=2.0):
+        texts += model.generate(batch.to(device), beam_size=beam_size, max_tokens=max_tokens)
+    return texts
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", type=Path, required=True, help="captioner written by `star captioning-train`")
+    parser.add_argument("--game-path", required=True, help="the game's path in the SoccerNet tree (UrlLocal)")
+    parser.add_argument("--features", type=Path, nargs="+", required=True, help="features cache of each half")
+    parser.add_argument("--positions", type=Path, nargs="*", help="positions cache of each half, same order")
+    anchors_from = parser.add_mutually_exclusive_group(required=True)
+    anchors_from.add_argument("--spots", type=Path, nargs="+", help="spots JSON of each half, same order")
+    anchors_from.add_argument("--labels", type=Path, help="Labels-caption.json: caption the ground-truth anchors")
+    parser.add_argument("--out", type=Path, required=True, help="results_dense_captioning.json to write")
+    parser.add_argument("--config", help="configuration: inline JSON or a YAML file (captioning and model sections)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+
+
+def run(args: argparse.Namespace) -> int:
+    torch.set_num_threads(args.threads)
+    cfg = read_config(args.config)
+    section = cfg["captioning"]
+    device = pick_device(cfg["model"]["device"])
+    model, content = load_model(args.model, "captioning", device)
+    halves = game_halves(args)
+    inputs = inputs_of(content, "captioning", halves[0].features)
+    wanted = anchors(args, halves)
+    reader = CacheReader(global_stride=getattr(content["model_cfg"], "global_stride", 1))
+    dataset = CaptioningDataset(halves, inputs, anchors=[(a["index"], a["seconds"]) for a in wanted], reader=reader)
+    texts = caption(model, dataset, section["infer_batch_size"], section["beam_size"], section["max_tokens"], device)
+    predictions = [{"half": a["half"], "seconds": a["seconds"], "label": a["label"], "confidence": a["confidence"],
+                    "comment": text} for a, text in zip(wanted, texts, strict=True)]
+    write_predictions(args.out, args.game_path, predictions)
+    print(f"star captioning-infer: {len(predictions)} captions -> {args.out}")
+    if predictions:
+        print(json.dumps(predictions[0]))
+    return 0

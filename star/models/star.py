@@ -1,0 +1,201 @@
+"""STaR (§3): the spotter and the captioner, and their configuration.
+
+Spotter: [SSS-enriched] local window + the half's global features -> GCC latents -> mean over latents -> LayerNorm
+-> Linear -> logits over background + the 13 caption labels.
+
+Captioner: local window -> SSS (positions) -> L'; global features -> Filter/Memory -> G'; PCC latents Z' over G'
+then L'; GPT-2 reads Z' as its prefix, and each block carries two gated cross-attention adapters (the paper's "two
+lightweight adapter modules", star.models.decoder): one over the SSS-enriched local tokens (spatial detail of the
+frames), one over the latents (temporal context). Token cross-entropy end to end; beam search at inference.
+
+Ablations: `use_global` off drops the global stage of both capturers (the latents read the local window only);
+`use_positions` off drops the SSS (Table 3's "without SSS" and Table 6's "P"); `blur` is Table 3's feature
+blurring K, applied by the dataset.
+
+Input features are standardised per channel (`FeatureNorm`) with statistics of the training data (estimated on the
+first training batch, saved with the weights). Clip features can be dominated by one component shared by all
+frames (the synthetic world's differ from each other by ~1% of their norm), which attention would otherwise barely
+see past.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from star.data.soccernet import CAPTION_LABELS
+from star.models.context import GlobalContextCapturer, PositionContextCapturer
+from star.models.decoder import CaptionDecoder, DecoderConfig
+from star.models.hashgrid import PositionEncoder
+from star.models.perceiver import sinusoidal_embedding
+from star.models.sss import SpatialSemanticSynthesizer
+
+if TYPE_CHECKING:
+    from star.models.tokenizer import Tokenizer
+    from star.train.batch import Batch
+
+N_CLASSES = 1 + len(CAPTION_LABELS)  # background first
+
+
+@dataclass
+class STaRConfig:
+    spotting_window_s: int = 30         # local window (s) of both stages (the authors' settings: 30)
+    captioning_window_s: int = 30
+    dim: int = 768                      # latent width d: features are projected to it
+    num_latents: int = 8
+    depth: int = 6                      # perceiver layers in each resampler (global and local stage)
+    heads: int = 16
+    dim_head: int = 96
+    ff_mult: int = 4
+    dropout: float = 0.1
+    # SSS: hash grid (tiny-cuda-nn HashGrid) -> bias-free MLP -> position_dim per player
+    max_players: int = 32
+    position_dim: int = 24
+    grid_levels: int = 16
+    grid_features: int = 2              # features per level
+    grid_log2_table: int = 19
+    grid_base_resolution: int = 16
+    grid_per_level_scale: float = 1.447
+    mlp_width: int = 64
+    mlp_layers: int = 2
+    grid_backend: str = "auto"          # auto: tinycudann on CUDA when installed, else pure PyTorch
+    sss_dim: int = 64                   # d' of the SSS attention (W_down: D -> d')
+    sss_heads: int = 4
+    sss_dim_head: int = 16
+    # PCC
+    filter_alpha: float = 0.2           # Filter keeps every round(1 / alpha)-th global frame
+    memory_tau: float = 0.9             # Memory re-inserts frames whose best cosine to the kept ones is below
+    global_stride: int = 1              # the dataset's global features are every global_stride-th sample
+    # ablations (Tables 3 and 6)
+    use_global: bool = True
+    use_positions: bool = True
+    blur: int = 1                       # feature blurring K (1: none), applied by the dataset
+    # caption decoder: GPT-2 (tiny: 2 x 128 from scratch; paper: medium, weights from decoder.pretrained)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+
+    @classmethod
+    def paper(cls, **overrides) -> STaRConfig:
+        """The paper's settings: d=768, 8 latents, perceiver depth 6 x 16 heads x 96, GPT-2 medium (random unless
+        `decoder.pretrained` names a local model directory)."""
+        decoder = DecoderConfig(n_layer=24, n_embd=1024, n_head=16, n_positions=1024, adapter_dim=128,
+                                adapter_heads=8)
+        return cls(**{"decoder": decoder, **overrides})
+
+    @classmethod
+    def tiny(cls, **overrides) -> STaRConfig:
+        """Sized for the synthetic world on a 2-core CPU (a training step of 32 samples well under a second)."""
+        # 8 grid levels reach 16 * 1.447^7 = 212 vertices across the pitch (~0.5 m): fine enough for its players
+        sizes = dict(dim=128, depth=1, heads=4, dim_head=32, grid_levels=8, grid_log2_table=14, sss_dim=32)
+        return cls(**{**sizes, **overrides})
+
+
+class FeatureNorm(nn.Module):
+    """(x - mean) / std per channel. The statistics are estimated from the real frames of the first training
+    batch (a data-dependent initialisation, as ActNorm's) unless `set_statistics` gave them; they are buffers, so
+    they are saved with the weights."""
+
+    def __init__(self, dim: int, min_std: float = 1e-4):
+        super().__init__()
+        self.min_std = min_std
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("std", torch.ones(dim))
+        self.register_buffer("ready", torch.tensor(False))
+
+    @torch.no_grad()
+    def set_statistics(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        self.mean.copy_(torch.as_tensor(mean, dtype=self.mean.dtype))
+        self.std.copy_(torch.as_tensor(std, dtype=self.std.dtype).clamp(min=self.min_std))
+        self.ready.fill_(True)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x [..., D] (+ mask [...], True = real frame, used only to estimate the statistics)."""
+        if self.training and not self.ready:
+            frames = x[mask] if mask is not None else x.reshape(-1, x.shape[-1])  # [n, D]
+            if len(frames) > 1:
+                self.set_statistics(frames.mean(0), frames.std(0))
+        return (x - self.mean) / self.std
+
+
+def position_encoder(cfg: STaRConfig) -> PositionEncoder:
+    return PositionEncoder(cfg.position_dim, cfg.grid_levels, cfg.grid_features, cfg.grid_log2_table,
+                           cfg.grid_base_resolution, cfg.grid_per_level_scale, cfg.mlp_width, cfg.mlp_layers,
+                           cfg.grid_backend)
+
+
+class STaRBase(nn.Module):
+    """What both stages share: feature standardisation and the optional SSS."""
+
+    def __init__(self, cfg: STaRConfig, feature_dim: int):
+        super().__init__()
+        self.cfg = cfg
+        self.feature_norm = FeatureNorm(feature_dim)
+        self.sss = (SpatialSemanticSynthesizer(feature_dim, cfg.sss_dim, cfg.sss_heads, cfg.sss_dim_head,
+                                               position_encoder(cfg))
+                    if cfg.use_positions else None)
+
+    def capturer_args(self) -> dict:
+        cfg = self.cfg
+        return dict(num_latents=cfg.num_latents, depth=cfg.depth, dim_head=cfg.dim_head, heads=cfg.heads,
+                    ff_mult=cfg.ff_mult, dropout=cfg.dropout, use_global=cfg.use_global,
+                    global_stride=cfg.global_stride)
+
+    def local_features(self, batch: Batch) -> torch.Tensor:
+        """The window's standardised features, enriched by the SSS when positions are used: [B, T, D]."""
+        local = self.feature_norm(batch.local, batch.local_mask)
+        if self.sss is None:
+            return local
+        return self.sss(local, batch.positions, batch.positions_mask & batch.local_mask[..., None])
+
+    def global_features(self, batch: Batch) -> torch.Tensor:
+        if not self.cfg.use_global:  # never read: spare a copy of the half
+            return batch.global_
+        return self.feature_norm(batch.global_, batch.global_mask)
+
+
+class STaRSpotter(STaRBase):
+    def __init__(self, cfg: STaRConfig, feature_dim: int):
+        super().__init__(cfg, feature_dim)
+        self.context = GlobalContextCapturer(feature_dim, cfg.dim, **self.capturer_args())
+        self.head = nn.Sequential(nn.LayerNorm(cfg.dim), nn.Dropout(cfg.dropout), nn.Linear(cfg.dim, N_CLASSES))
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        """-> logits [B, 1 + n_labels], background first."""
+        latents = self.context(self.local_features(batch), batch.local_mask, batch.anchor,
+                               self.global_features(batch), batch.global_mask)  # [B, R, dim]
+        return self.head(latents.mean(1))
+
+
+class STaRCaptioner(STaRBase):
+    def __init__(self, cfg: STaRConfig, feature_dim: int, tokenizer: Tokenizer):
+        super().__init__(cfg, feature_dim)
+        self.tokenizer = tokenizer
+        self.context = PositionContextCapturer(feature_dim, cfg.dim, cfg.filter_alpha, cfg.memory_tau,
+                                               **self.capturer_args())
+        # adapter streams: 0 = the (SSS-enriched) local tokens, 1 = the PCC latents
+        self.decoder = CaptionDecoder(cfg.decoder, tokenizer.vocab_size, tokenizer.end_id, prefix_dim=cfg.dim,
+                                      context_dims=(cfg.dim, cfg.dim))
+
+    def encode(self, batch: Batch):
+        """-> prefix [B, R, dim], adapter contexts ([B, T, dim], [B, R, dim]) and their masks."""
+        local = self.local_features(batch)  # [B, T, D]
+        latents = self.context(local, batch.local_mask, batch.anchor, self.global_features(batch),
+                               batch.global_mask)
+        t = local.shape[1]
+        offsets = torch.arange(t, device=local.device) - t // 2  # sample offsets from the anchor
+        tokens = self.context.project(local) + sinusoidal_embedding(offsets, self.cfg.dim)  # [B, T, dim]
+        return latents, (tokens, latents), (batch.local_mask, None)
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        """Mean token cross-entropy of the batch's captions."""
+        prefix, contexts, masks = self.encode(batch)
+        return self.decoder(prefix, batch.tokens, batch.token_mask, contexts, masks)
+
+    @torch.no_grad()
+    def generate(self, batch: Batch, beam_size: int = 4, max_tokens: int = 100) -> list[str]:
+        """Beam search -> one caption per sample (call in eval mode); max_tokens as the paper's 100."""
+        prefix, contexts, masks = self.encode(batch)
+        ids = self.decoder.generate(prefix, contexts, masks, beam_size, max_tokens)
+        return [self.tokenizer.decode(row) for row in ids]

@@ -1,0 +1,229 @@
+"""What the four model stages share: their command-line data arguments, the configuration of a method and of an
+ablation variant, feature standardisation, caption tokenizers, and the trained-model file.
+
+Variants name Table 3's and Table 6's ablations of STaR: `default`, or `-`-joined switches `noglobal` (no global
+features), `nopos` (no positions: STaR without its SSS) and `blurK` (feature blurring K), e.g. `blur10-nopos`.
+Blurring is an ablation of captioning only: a captioning variant's spots come from `spotting_variant(v)`.
+
+The trained-model file (`model.pt`, written by the train stages) is one torch pickle: the method, its config,
+the feature dimension and rate, the standardisation statistics, the weights, the tokenizer's files and the
+provenance. `load_model` rebuilds the module from it alone (plus GPT-2's directory for `paper` models).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import importlib
+import json
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from star import config as star_config
+from star.data.cache import open_cache
+from star.data.games import read_manifest
+from star.errors import InputError
+from star.models import build_captioner, build_spotter, model_config
+from star.provenance import atomic_path
+from star.train.datasets import Half, Inputs, feature_attrs, load_halves
+
+VARIANT_SWITCHES = {"noglobal": ("use_global", False), "nopos": ("use_positions", False)}
+STAT_CHUNK = 4096  # feature rows read at a time for the statistics
+
+
+class ModelFileError(InputError):
+    """A trained-model file that is missing or not written by a star train stage."""
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--method", required=True, choices=["sdvc", "delta", "star"], help="the method to train")
+    parser.add_argument("--variant", default="default",
+                        help="ablation of STaR: default, or '-'-joined noglobal, nopos, blurK (e.g. blur10-nopos)")
+    parser.add_argument("--manifest", type=Path, required=True, help="games manifest (results/dataset/games.tsv)")
+    parser.add_argument("--labels-root", type=Path, required=True, help="SoccerNet tree holding the labels")
+    parser.add_argument("--features", type=Path, required=True,
+                        help="features directory of one encoder: <dir>/<game id>/<half>.h5")
+    parser.add_argument("--positions", type=Path,
+                        help="positions directory: <dir>/<game id>/<half>.h5 (STaR's captioner reads it)")
+    parser.add_argument("--config", help="configuration: inline JSON or a YAML file (defaults fill the rest)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--out", type=Path, required=True, help="trained-model file to write (model.pt)")
+    parser.add_argument("--report", type=Path, help="JSON training report to write")
+
+
+def read_config(text: str | None) -> dict:
+    """The whole configuration, validated, defaults filled (the rule passes the sections a stage reads)."""
+    return star_config.section("", text)
+
+
+def parse_variant(variant: str) -> dict:
+    """'blur10-nopos' -> {'blur': 10, 'use_positions': False}; 'default' -> {}."""
+    overrides = {}
+    for switch in ([] if variant == "default" else variant.split("-")):
+        if switch in VARIANT_SWITCHES:
+            key, value = VARIANT_SWITCHES[switch]
+            overrides[key] = value
+        elif (match := re.fullmatch(r"blur([1-9]\d*)", switch)):
+            overrides["blur"] = int(match.group(1))
+        else:
+            raise InputError(f"variant {variant!r}: unknown switch {switch!r} (noglobal, nopos, blurK)")
+    return overrides
+
+
+def spotting_variant(variant: str) -> str:
+    """The spotter a captioning variant uses: the same switches without blurring."""
+    kept = [s for s in variant.split("-") if not s.startswith("blur")]
+    return "-".join(kept) or "default"
+
+
+def method_config(cfg: dict, method: str, variant: str = "default"):
+    """The method's model config: the preset, GPT-2's directory, the global stride, then the variant."""
+    model = cfg["model"]
+    base = model_config(method, model["preset"])
+    overrides = parse_variant(variant)
+    if overrides and method != "star":
+        raise InputError(f"variant {variant!r} is an ablation of STaR; {method} has only the default")
+    if hasattr(base, "global_stride"):
+        overrides["global_stride"] = model["global_stride"]
+    if hasattr(base, "decoder") and model["gpt2_dir"]:
+        overrides["decoder"] = {"pretrained": model["gpt2_dir"]}
+    return model_config(method, model["preset"], overrides)
+
+
+def model_inputs(model_cfg, fps: float, stage: str) -> Inputs:
+    """What the datasets read for this model: window length at `fps`, global features, positions, blurring
+    (only STaR's configuration has the switches; a spotter is trained without blurring)."""
+    window_s = getattr(model_cfg, f"{stage}_window_s")
+    return Inputs(window=max(1, round(window_s * fps)),
+                  with_global=getattr(model_cfg, "use_global", False),
+                  with_positions=getattr(model_cfg, "use_positions", False),
+                  players=getattr(model_cfg, "max_players", 32),
+                  blur=getattr(model_cfg, "blur", 1) if stage == "captioning" else 1)
+
+
+def inputs_of(content: dict, stage: str, features: Path) -> Inputs:
+    """What a trained model reads (its windows and standardisation), checking `features` suit it."""
+    _, fps, dim = feature_attrs(features)
+    if (fps, dim) != (content["fps"], content["feature_dim"]):
+        raise InputError(f"{features}: {dim}-d features at {fps:g} fps, but the {content['method']} model was "
+                         f"trained on {content['feature_dim']}-d features at {content['fps']:g} fps")
+    inputs = model_inputs(content["model_cfg"], fps, stage)
+    if content["norm"] is not None:
+        inputs.mean, inputs.std = (t.numpy() for t in content["norm"])
+    return inputs
+
+
+def split_halves(args: argparse.Namespace, cfg: dict, split: str) -> list[Half]:
+    games = [g for g in read_manifest(args.manifest) if g.split == split]
+    if not games:
+        raise InputError(f"{args.manifest}: no {split} game")
+    return load_halves(games, cfg["dataset"]["halves"], args.features, args.positions, args.labels_root,
+                       cfg["dataset"]["labels"])
+
+
+def feature_statistics(halves: list[Half]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation of every feature of `halves`, streamed (float64 sums)."""
+    total = squares = None
+    count = 0
+    for half in tqdm(halves, desc="feature statistics", unit="half", mininterval=2.0):
+        with open_cache(half.features, "features") as h5:
+            for start in range(0, half.length, STAT_CHUNK):
+                rows = h5["features"][start:start + STAT_CHUNK].astype(np.float64)
+                total = rows.sum(0) if total is None else total + rows.sum(0)
+                squares = (rows ** 2).sum(0) if squares is None else squares + (rows ** 2).sum(0)
+                count += len(rows)
+    if not count:
+        raise InputError("no training features to standardise with")
+    mean = total / count
+    std = np.sqrt(np.maximum(squares / count - mean ** 2, 0.0))
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+def caption_tokenizer(method: str, model_cfg, captions: list[str], cfg: dict):
+    """SDVC: a word vocabulary of the train captions; Delta and STaR: GPT-2's BPE when GPT-2 is loaded or the
+    preset is `paper`, else a byte-level BPE learned on the train captions."""
+    if method == "sdvc":
+        from star.models.vocab import WordVocab
+
+        return WordVocab.build(captions, model_cfg.min_word_freq)
+    from star.models.tokenizer import make_tokenizer
+
+    gpt2 = model_cfg.decoder.pretrained is not None or cfg["model"]["preset"] == "paper"
+    return make_tokenizer("gpt2" if gpt2 else "bpe", captions, model_dir=model_cfg.decoder.pretrained)
+
+
+def pack_tokenizer(tokenizer) -> dict | None:
+    """The tokenizer's class and the bytes of the files its `save(directory)` writes."""
+    if tokenizer is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer.save(tmp)
+        files = {p.name: p.read_bytes() for p in Path(tmp).iterdir()}
+    return {"class": f"{type(tokenizer).__module__}.{type(tokenizer).__qualname__}", "files": files}
+
+
+def unpack_tokenizer(packed: dict | None):
+    if packed is None:
+        return None
+    module, _, name = packed["class"].rpartition(".")
+    with tempfile.TemporaryDirectory() as tmp:
+        for file, data in packed["files"].items():
+            (Path(tmp) / file).write_bytes(data)
+        return getattr(importlib.import_module(module), name).load(tmp)
+
+
+def build_model(stage: str, method: str, model_cfg, feature_dim: int, tokenizer=None) -> torch.nn.Module:
+    if stage == "spotting":
+        return build_spotter(method, model_cfg, feature_dim)
+    return build_captioner(method, model_cfg, feature_dim, tokenizer)
+
+
+def save_model(path: Path, model: torch.nn.Module, *, stage: str, method: str, variant: str, preset: str,
+               model_cfg, feature_dim: int, fps: float, encoder: str, norm, tokenizer, provenance: dict,
+               training: dict) -> None:
+    content = {
+        "stage": stage, "method": method, "variant": variant, "preset": preset,
+        "config": dataclasses.asdict(model_cfg), "feature_dim": feature_dim, "fps": fps, "encoder": encoder,
+        "norm": None if norm is None else [torch.from_numpy(a) for a in norm],
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "tokenizer": pack_tokenizer(tokenizer), "provenance": provenance, "training": training,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(content, tmp)
+
+
+def load_model(path: str | Path, stage: str, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict]:
+    """(module in eval mode on `device`, the file's content without weights) of a trained-model file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: trained-model file does not exist")
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # a truncated or foreign file
+        raise ModelFileError(f"{path}: not a readable trained-model file ({exc})") from None
+    if not isinstance(content, dict) or content.get("stage") != stage:
+        raise ModelFileError(f"{path}: not a {stage} model (found {content.get('stage')!r})"
+                             if isinstance(content, dict) else f"{path}: not a trained-model file")
+    model_cfg = model_config(content["method"], content["preset"], content["config"])
+    tokenizer = unpack_tokenizer(content["tokenizer"])
+    model = build_model(stage, content["method"], model_cfg, content["feature_dim"], tokenizer)
+    model.load_state_dict(content.pop("state_dict"))
+    content.update(model_cfg=model_cfg, tokenizer=tokenizer)
+    return model.to(device).eval(), content
+
+
+def fingerprint(*parts) -> str:
+    """sha256 over JSON-able parts: what a checkpoint must match to be resumed."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def source_stamps(halves: list[Half]) -> list:
+    """(path, size, mtime) of every cache and labels file: a rewritten input invalidates a checkpoint."""
+    paths = [p for h in halves for p in (h.features, h.positions) if p is not None]
+    return [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in paths]

@@ -1,0 +1,104 @@
+"""The train stages (`star spotting-train`, `star captioning-train`): one method (and ablation variant) on the
+train split's caches, early-stopped on the valid split, written as one trained-model file plus a JSON report.
+
+    star spotting-train --method star --manifest results/dataset/games.tsv --labels-root results/world \\
+        --features results/features/pptimesformer --positions results/positions/classical \\
+        --out results/spotting/star/pptimesformer/default/model.pt --report .../train.json [--config CFG]
+
+A resumable checkpoint lives beside the output (`model.pt.ckpt`) while training runs; it is removed once the
+model is written. Under torchrun every process trains (star.train.loop) and rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+
+from star.errors import InputError
+from star.provenance import code_hash, record, write_text_atomic
+from star.train.common import (add_data_arguments, build_model, caption_tokenizer, feature_statistics, fingerprint,
+                               method_config, model_inputs, read_config, save_model, source_stamps, split_halves)
+from star.train.datasets import CacheReader, CaptioningDataset, Collate, SpottingDataset
+from star.train.loop import captioning_loss, fit, pick_device, seed_everything, setup_distributed, spotting_loss
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    add_data_arguments(parser)
+
+
+def stage_code(stage: str, method: str) -> str:
+    """Hash of the code a train stage runs (models are imported by name, so the method's module is named)."""
+    return code_hash(f"star.train.{stage}", f"star.models.{method}")
+
+
+def datasets(stage: str, cfg: dict, train, valid, inputs, reader, seed: int):
+    """(train set, valid subset, the train split's captions)."""
+    section = cfg[stage]
+    if stage == "spotting":
+        train_set, valid_set = (SpottingDataset(halves, inputs, section["radius_s"],
+                                                section["negatives_per_positive"], reader) for halves in (train, valid))
+        keep = valid_set.epoch_order(np.random.default_rng([seed, 1 << 20]))  # balanced, fixed
+    else:
+        train_set = CaptioningDataset(train, inputs, reader=reader, jitter_s=section["anchor_jitter_s"])
+        valid_set = CaptioningDataset(valid, inputs, reader=reader)
+        keep = np.random.default_rng([seed, 1 << 20]).permutation(len(valid_set))
+    if not len(train_set) or not len(valid_set):
+        raise InputError(f"{stage}: the {'train' if not len(train_set) else 'valid'} split holds no sample")
+    valid_subset = torch.utils.data.Subset(valid_set, np.sort(keep[: section["train"]["max_valid_samples"]]).tolist())
+    return train_set, valid_subset, [a.anonymized for half in train for a in half.annotations]
+
+
+def train_stage(args: argparse.Namespace, stage: str) -> int:
+    started = time.perf_counter()
+    torch.set_num_threads(args.threads)
+    cfg = read_config(args.config)
+    seed, train_cfg = cfg["seed"], cfg[stage]["train"]
+    dist = setup_distributed()
+    device = pick_device(cfg["model"]["device"], dist)
+    model_cfg = method_config(cfg, args.method, args.variant)
+    train, valid = split_halves(args, cfg, "train"), split_halves(args, cfg, "valid")
+    fps, dim = train[0].fps, train[0].dim
+    if (valid[0].fps, valid[0].dim) != (fps, dim):
+        raise InputError(f"{valid[0].features}: {valid[0].dim}-d at {valid[0].fps:g} fps, but the train features "
+                         f"are {dim}-d at {fps:g} fps")
+    inputs = model_inputs(model_cfg, fps, stage)
+    if cfg["model"]["standardize"]:
+        inputs.mean, inputs.std = feature_statistics(train)
+    reader = CacheReader(cfg["model"]["cache_mb"],
+                         global_stride=getattr(model_cfg, "global_stride", 1))
+    train_set, valid_set, captions = datasets(stage, cfg, train, valid, inputs, reader, seed)
+    tokenizer = caption_tokenizer(args.method, model_cfg, captions, cfg) if stage == "captioning" else None
+    collate = Collate(tokenizer, cfg["captioning"]["max_tokens"])
+
+    seed_everything(seed)
+    model = build_model(stage, args.method, model_cfg, dim, tokenizer)
+    code = stage_code(stage, args.method)
+    used = {k: cfg[k] for k in ("seed", "model", stage)} | {"dataset": cfg["dataset"]}
+    checkpoint = args.out.with_name(args.out.name + ".ckpt")
+    curve = fit(model, spotting_loss if stage == "spotting" else captioning_loss, train_set, valid_set, collate,
+                train_cfg, seed=seed, checkpoint=checkpoint, device=device, dist=dist,
+                fingerprint=fingerprint(stage, args.method, args.variant, used, code, source_stamps(train + valid)),
+                desc=f"{stage} {args.method} {args.variant}")
+    if not dist.main:
+        return 0
+    sources = [h.features for h in train + valid] + [h.positions for h in train + valid if h.positions]
+    provenance = record(f"{stage}-train", used, code, sources=[], method=args.method, variant=args.variant,
+                        inputs=[str(p) for p in sources])
+    save_model(args.out, model, stage=stage, method=args.method, variant=args.variant,
+               preset=cfg["model"]["preset"], model_cfg=model_cfg, feature_dim=dim, fps=fps,
+               encoder=str(args.features.name), norm=None if inputs.mean is None else (inputs.mean, inputs.std),
+               tokenizer=tokenizer, provenance=provenance, training=curve)
+    checkpoint.unlink(missing_ok=True)
+    report = {**provenance, "window": inputs.window, "train_samples": len(train_set),
+              "valid_samples": len(valid_set), "parameters": sum(p.numel() for p in model.parameters()),
+              "device": str(device), "threads": args.threads, "processes": dist.world, **curve,
+              "time_s": round(time.perf_counter() - started, 1)}
+    if args.report:
+        write_text_atomic(args.report, json.dumps(report, indent=1) + "\n")
+    print(f"star {stage}-train {args.method} {args.variant}: {curve['steps']} steps, best valid loss "
+          f"{curve['best_valid_loss']:.3f} at step {curve['best_step']}, {report['time_s']:.0f} s -> {args.out}")
+    return 0

@@ -1,0 +1,41 @@
+"""The model stages end to end on the tiny world: `snakemake results/table1.csv` trains, spots, captions, evaluates
+and tabulates SDVC, Delta and STaR, and a second run has nothing to do."""
+
+import shutil
+
+import pandas as pd
+import yaml
+
+from star.eval.dvc import load_predictions
+from tests.conftest import REPO, snakemake
+from tests.test_workflow import planned_jobs
+
+# a few steps of everything: this checks the chain, not the models' quality
+FAST_TRAIN = {"steps": 3, "batch_size": 8, "eval_every": 3, "checkpoint_every": 3, "warmup_steps": 1,
+              "max_valid_samples": 16}
+FAST = {"spotting": {"train": FAST_TRAIN}, "captioning": {"train": FAST_TRAIN, "beam_size": 2, "max_tokens": 12}}
+
+
+def test_table1_from_the_tiny_world(tiny_world, tmp_path):
+    work = tmp_path / "work"
+    shutil.copytree(tiny_world, work, symlinks=True)
+    (work / "fast.yaml").write_text(yaml.safe_dump(FAST))
+    configs = ["--configfile", str(REPO / "config.yaml"), str(work / "tiny.yaml"), str(work / "fast.yaml")]
+
+    snakemake(work, "--cores", "2", *configs, "--", "results/table1.csv")
+
+    table = pd.read_csv(work / "results/table1.csv")
+    assert table["Method"].tolist() == ["SDVC", "Delta", "STaR"]
+    assert set(table["Encoder"]) == {"PP-TimesFormer"} and set(table["F"]) == {1}
+    assert list(table.columns[3:]) == ["B4@30", "M@30", "R-L@30", "C@30", "Recall", "Precision", "F1"]
+    assert table[["M@30", "Recall", "Precision"]].notna().all().all()
+    assert (work / "results/table1.md").read_text().startswith("| Method")
+    for method in ("sdvc", "delta", "star"):
+        predictions = list((work / f"results/captioning/{method}/pptimesformer/default/spots").rglob("*.json"))
+        assert len(predictions) == 1   # the one test game
+        halves, _ = load_predictions(predictions[0])
+        assert halves[1] and halves[2]   # at least one caption per half
+        assert (work / f"results/spotting/{method}/pptimesformer/default/model.pt").is_file()
+        assert not list((work / "results").rglob("*.ckpt"))
+
+    assert planned_jobs(snakemake(work, "-n", *configs, "--", "results/table1.csv")) == {}

@@ -39,6 +39,17 @@ def snakemake(workdir: Path, *args, snakefile: Path | None = None, check=True, e
     return proc
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models: intra-op threads only add synchronisation (badly so on a busy 2-core machine)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_world(tmp_path_factory):
     """A workflow directory where `snakemake data` has run on the tiny world (shared by the workflow tests)."""

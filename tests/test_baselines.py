@@ -26,13 +26,7 @@ DELTA_SMALL = replace(DeltaConfig.tiny(), width=32, heads=2, feedforward=64, dro
                       decoder=DecoderConfig(n_layer=1, n_embd=64, n_head=2, dropout=0.0))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: intra-op threads only add synchronisation (badly so on a busy 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_batch(size: int, tokenizer=None, seed: int = 0) -> Batch:

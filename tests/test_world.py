@@ -288,3 +288,16 @@ def test_star_world_renders_a_game_end_to_end(tmp_path):
     gs = json.loads((game_dir / "1_Labels-GameState.json").read_text())
     assert gs["images"][0]["width"] == 128 and len(gs["images"]) == 60
     assert not (tmp_path / games[1].path).exists()
+
+
+def test_every_pairing_of_clubs_gets_kits_apart():
+    """Larger worlds meet every fixture: each gets two shirts and two keeper colours, all different."""
+    from star.world.plan import CLUBS, PlannedGame
+    from star.world.simulate import make_kits
+
+    for home in range(len(CLUBS)):
+        for away in range(len(CLUBS)):
+            if home != away:
+                kits = make_kits(PlannedGame("p", "train", 0, home, away, ((0, 0), (0, 0)), "", 0))
+                colours = {kits[0].shirt, kits[1].shirt, kits[0].goalkeeper, kits[1].goalkeeper}
+                assert len(colours) == 4, (home, away)

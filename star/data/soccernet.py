@@ -18,6 +18,7 @@ CAPTION_LABELS = (
     "corner", "substitution", "y-card", "whistle", "soccer-ball", "injury", "penalty",
     "yr-card", "r-card", "soccer-ball-own", "penalty-missed", "", "comments",
 )
+SPOTTING_CLASSES = 1 + len(CAPTION_LABELS)  # spotters' logits: background first, then CAPTION_LABELS
 
 _GAME_TIME = re.compile(r"^\s*([12])\s*-\s*(\d{1,3}):([0-5]\d)\s*$")
 

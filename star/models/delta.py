@@ -24,7 +24,7 @@ from torch import nn
 
 from star.models.decoder import CaptionDecoder, DecoderConfig
 from star.models.perceiver import sinusoidal_embedding
-from star.models.sdvc import N_CLASSES
+from star.data.soccernet import SPOTTING_CLASSES as N_CLASSES
 
 if TYPE_CHECKING:
     from star.models.tokenizer import Tokenizer

@@ -25,14 +25,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from star.data.soccernet import CAPTION_LABELS
+from star.data.soccernet import SPOTTING_CLASSES as N_CLASSES
 from star.models.netvlad import NetVLAD
 from star.models.vocab import WordVocab
 
 if TYPE_CHECKING:
     from star.train.batch import Batch
 
-N_CLASSES = 1 + len(CAPTION_LABELS)  # background first
 
 
 @dataclass

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from star.data.soccernet import CAPTION_LABELS
+from star.data.soccernet import SPOTTING_CLASSES as N_CLASSES
 from star.models.context import GlobalContextCapturer, PositionContextCapturer
 from star.models.decoder import CaptionDecoder, DecoderConfig
 from star.models.hashgrid import PositionEncoder
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     from star.models.tokenizer import Tokenizer
     from star.train.batch import Batch
 
-N_CLASSES = 1 + len(CAPTION_LABELS)  # background first
 
 
 @dataclass

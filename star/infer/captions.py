@@ -79,6 +79,17 @@ def caption(model, dataset: CaptioningDataset, batch_size: int, beam_size: int, 
     return texts
 
 
+def caption_anchors(model, content: dict, halves: list[Half], wanted: list[dict], section: dict,
+                    device: torch.device) -> list[dict]:
+    """The official-format prediction (half, seconds, label, confidence, comment) of every anchor of `wanted`."""
+    inputs = inputs_of(content, "captioning", halves[0].features)
+    reader = CacheReader(global_stride=getattr(content["model_cfg"], "global_stride", 1))
+    dataset = CaptioningDataset(halves, inputs, anchors=[(a["index"], a["seconds"]) for a in wanted], reader=reader)
+    texts = caption(model, dataset, section["infer_batch_size"], section["beam_size"], section["max_tokens"], device)
+    return [{"half": a["half"], "seconds": a["seconds"], "label": a["label"], "confidence": a["confidence"],
+             "comment": text} for a, text in zip(wanted, texts, strict=True)]
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, required=True, help="captioner written by `star captioning-train`")
     parser.add_argument("--game-path", required=True, help="the game's path in the SoccerNet tree (UrlLocal)")
@@ -99,13 +110,7 @@ def run(args: argparse.Namespace) -> int:
     device = pick_device(cfg["model"]["device"])
     model, content = load_model(args.model, "captioning", device)
     halves = game_halves(args)
-    inputs = inputs_of(content, "captioning", halves[0].features)
-    wanted = anchors(args, halves)
-    reader = CacheReader(global_stride=getattr(content["model_cfg"], "global_stride", 1))
-    dataset = CaptioningDataset(halves, inputs, anchors=[(a["index"], a["seconds"]) for a in wanted], reader=reader)
-    texts = caption(model, dataset, section["infer_batch_size"], section["beam_size"], section["max_tokens"], device)
-    predictions = [{"half": a["half"], "seconds": a["seconds"], "label": a["label"], "confidence": a["confidence"],
-                    "comment": text} for a, text in zip(wanted, texts, strict=True)]
+    predictions = caption_anchors(model, content, halves, anchors(args, halves), section, device)
     write_predictions(args.out, args.game_path, predictions)
     print(f"star captioning-infer: {len(predictions)} captions -> {args.out}")
     if predictions:

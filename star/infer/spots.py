@@ -76,6 +76,20 @@ def score_half(model: torch.nn.Module, dataset: SecondsDataset, batch_size: int,
     return torch.cat(confidence).cpu().numpy(), torch.cat(label).cpu().numpy()
 
 
+def spot_half(model: torch.nn.Module, content: dict, features: Path, positions: Path | None, section: dict,
+              device: torch.device) -> tuple[list[dict], np.ndarray, np.ndarray]:
+    """(spots, confidence [S], label index [S]) of one half: every second scored, then NMS."""
+    length, fps, dim = feature_attrs(features)
+    half = Half(Game("", "", ""), 0, features, positions, (), length, fps, dim)
+    inputs = inputs_of(content, "spotting", features)
+    reader = CacheReader(global_stride=getattr(content["model_cfg"], "global_stride", 1))
+    confidence, label = score_half(model, SecondsDataset(half, inputs, reader), section["infer_batch_size"], device)
+    kept = nms(confidence, section["nms_window_s"], section["threshold"])
+    spots = [{"seconds": int(s), "label": CAPTION_LABELS[label[s]], "confidence": round(float(confidence[s]), 6)}
+             for s in sorted(kept)]
+    return spots, confidence, label
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, required=True, help="spotter written by `star spotting-train`")
     parser.add_argument("--features", type=Path, required=True, help="features cache of the half")
@@ -91,14 +105,7 @@ def run(args: argparse.Namespace) -> int:
     section = cfg["spotting"]
     device = pick_device(cfg["model"]["device"])
     model, content = load_model(args.model, "spotting", device)
-    length, fps, dim = feature_attrs(args.features)
-    half = Half(Game("", "", ""), 0, args.features, args.positions, (), length, fps, dim)
-    inputs = inputs_of(content, "spotting", args.features)
-    reader = CacheReader(global_stride=getattr(content["model_cfg"], "global_stride", 1))
-    confidence, label = score_half(model, SecondsDataset(half, inputs, reader), section["infer_batch_size"], device)
-    kept = nms(confidence, section["nms_window_s"], section["threshold"])
-    spots = [{"seconds": int(s), "label": CAPTION_LABELS[label[s]], "confidence": round(float(confidence[s]), 6)}
-             for s in sorted(kept)]
+    spots, confidence, label = spot_half(model, content, args.features, args.positions, section, device)
     used = {"spotting": section, "model": cfg["model"]}
     out = {**record("spotting-infer", used, code_hash(__name__), sources=[args.model], method=content["method"],
                     variant=content["variant"], features=str(args.features)),

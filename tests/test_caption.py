@@ -1,0 +1,156 @@
+"""`star caption` on a tiny-world half video: a checkpoint exported from a (miniature) workflow run, the official
+predictions JSON, SubRip subtitles and the HTML timeline; and its errors for missing checkpoint files and a
+corrupt video."""
+
+import html
+import json
+import re
+import shutil
+
+import pytest
+import yaml
+
+from star.caption import CHECKPOINT_FILES, half_of
+from star.cli import main
+from star.data.games import read_manifest
+from star.data.soccernet import load_labels
+from star.eval.dvc import load_predictions
+from star.export import srt_text, write_html
+
+FAST_TRAIN = {"steps": 2, "batch_size": 8, "eval_every": 2, "checkpoint_every": 2, "warmup_steps": 1,
+              "max_valid_samples": 8}
+FAST = {"spotting": {"train": FAST_TRAIN}, "captioning": {"train": FAST_TRAIN, "beam_size": 1, "max_tokens": 8}}
+SRT_CUE = re.compile(r"(\d+)\n(\d\d):(\d\d):(\d\d),(\d{3}) --> (\d\d):(\d\d):(\d\d),(\d{3})\n(.+)")
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tiny_world, tmp_path_factory, one_torch_thread):
+    """A STaR spotter and captioner trained for two steps beside the tiny world's caches, exported as a checkpoint
+    the way a user who ran the workflow makes one."""
+    run = tmp_path_factory.mktemp("run")
+    results = run / "results"
+    results.mkdir()
+    for name in ("encoder", "features", "positions", "frames", "dataset", "world"):
+        (results / name).symlink_to(tiny_world / "results" / name)
+    common = ["--method", "star", "--manifest", str(results / "dataset/games.tsv"), "--labels-root",
+              str(results / "world"), "--features", str(results / "features/pptimesformer"),
+              "--positions", str(results / "positions/classical"), "--config", json.dumps(FAST)]
+    for stage in ("spotting", "captioning"):
+        out = results / f"{stage}/star/pptimesformer/default/model.pt"
+        assert main([f"{stage}-train", *common, "--out", str(out)]) == 0
+    ckpt = run / "checkpoint"
+    assert main(["caption", "--export-checkpoint", str(ckpt), "--from-results", str(results)]) == 0
+    return ckpt
+
+
+@pytest.fixture(scope="module")
+def test_game(tiny_world, tmp_path_factory):
+    """A copy of the test game's first half video and labels, in a folder named like a SoccerNet game."""
+    game = next(g for g in read_manifest(tiny_world / "results/dataset/games.tsv") if g.split == "test")
+    source = tiny_world / "results/world" / game.path
+    folder = tmp_path_factory.mktemp("match") / game.path
+    folder.mkdir(parents=True)
+    for name in ("1_224p.mkv", "2_224p.mkv", "Labels-caption.json"):
+        shutil.copy2(source / name, folder / name)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def captioned(checkpoint, test_game):
+    assert main(["caption", str(test_game / "1_224p.mkv"), "--checkpoint", str(checkpoint), "--threads", "1"]) == 0
+    return test_game
+
+
+def parse_srt(text: str) -> list[tuple[int, float, float, str]]:
+    cues = []
+    for block in text.strip().split("\n\n"):
+        match = SRT_CUE.fullmatch(block)
+        assert match, block
+        n, h1, m1, s1, ms1, h2, m2, s2, ms2, caption = match.groups()
+        start = int(h1) * 3600 + int(m1) * 60 + int(s1) + int(ms1) / 1000
+        end = int(h2) * 3600 + int(m2) * 60 + int(s2) + int(ms2) / 1000
+        cues.append((int(n), start, end, caption))
+    return cues
+
+
+def test_the_exported_checkpoint_holds_the_models_and_the_sections_they_ran_with(checkpoint, tiny_world):
+    assert sorted(p.name for p in checkpoint.iterdir()) == sorted(CHECKPOINT_FILES)
+    cfg = yaml.safe_load((checkpoint / "config.yaml").read_text())
+    assert cfg["decode"]["fps"] == 1 and cfg["positions"]["backend"] == "classical"
+    assert cfg["features"]["pptimesformer"]["preset"] == "tiny" and cfg["features"]["pptimesformer"]["weights"] is None
+    assert cfg["spotting"]["train"]["steps"] == 2 and cfg["captioning"]["beam_size"] == 1
+    encoder = tiny_world / "results/encoder/pptimesformer_tiny.pdparams"
+    assert (checkpoint / "encoder.pdparams").read_bytes() == encoder.read_bytes()
+
+
+def test_caption_writes_official_predictions_subtitles_and_a_timeline(captioned):
+    halves, outside = load_predictions(captioned / "results_dense_captioning.json")
+    assert len(halves[1]) >= 1 and not halves[2] and not outside
+    data = json.loads((captioned / "results_dense_captioning.json").read_text())
+    assert data["UrlLocal"].endswith(captioned.name)
+    comments = [p["comment"] for p in data["predictions"]]
+    assert all(p["half"] == "1" and p["gameTime"].startswith("1 - ") for p in data["predictions"])
+
+    cues = parse_srt((captioned / "1_224p.srt").read_text(encoding="utf-8"))
+    assert [c[0] for c in cues] == list(range(1, len(comments) + 1))
+    starts = [c[1] for c in cues]
+    assert starts == sorted(starts) and all(start < end for _, start, end, _ in cues)
+    assert sorted(c[3] for c in cues) == sorted(" ".join(t.split()) for t in comments)
+
+    page = (captioned / "1_224p.html").read_text(encoding="utf-8")
+    assert '<video id="video" controls preload="metadata" src="1_224p.mkv">' in page
+    assert all(html.escape(text) in page for text in comments)
+    truth = load_labels(captioned / "Labels-caption.json").half(1)
+    assert truth and all(html.escape(a.anonymized) in page for a in truth)
+    assert not re.search(r"https?:", page) and "<link" not in page
+    assert not list(captioned.glob(".star-caption-*"))   # the temporary caches are gone
+
+
+def test_the_second_half_joins_the_first_in_the_games_predictions(captioned, checkpoint):
+    first = json.loads((captioned / "results_dense_captioning.json").read_text())["predictions"]
+    assert main(["caption", str(captioned / "2_224p.mkv"), "--checkpoint", str(checkpoint), "--threads", "1",
+                 "--positions-backend", "none"]) == 0
+    halves, _ = load_predictions(captioned / "results_dense_captioning.json")
+    assert len(halves[1]) == len(first) and len(halves[2]) >= 1
+    assert parse_srt((captioned / "2_224p.srt").read_text()) and (captioned / "2_224p.html").is_file()
+
+
+def test_html_escapes_captions_and_points_at_the_video_relatively(tmp_path):
+    video = tmp_path / "videos" / "my game #1.mkv"
+    captions = [{"seconds": 12, "label": "goal", "comment": "<script>alert(1)</script> & [PLAYER] scores"}]
+    write_html(tmp_path / "pages" / "page.html", video, 2, 60, captions)
+    page = (tmp_path / "pages" / "page.html").read_text()
+    assert 'src="../videos/my%20game%20%231.mkv"' in page
+    assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; [PLAYER]" in page
+    assert "Ground truth" not in page   # no labels, no column
+
+
+def test_subtitles_are_numbered_in_time_order_and_end_before_the_next_caption():
+    text = srt_text([{"seconds": 3725, "comment": "late"}, {"seconds": 1, "comment": "two\nlines"},
+                     {"seconds": 3, "comment": "soon after"}])
+    assert parse_srt(text) == [(1, 1.0, 3.0, "two lines"), (2, 3.0, 8.0, "soon after"),
+                               (3, 3725.0, 3730.0, "late")]
+
+
+def test_the_half_comes_from_the_option_or_the_file_name(tmp_path):
+    assert half_of(tmp_path / "2_720p.mkv", None) == 2 and half_of(tmp_path / "1_224p.mkv", None) == 1
+    assert half_of(tmp_path / "match.mp4", None) == 1 and half_of(tmp_path / "1_224p.mkv", 2) == 2
+
+
+def test_a_missing_checkpoint_file_is_named_with_where_it_was_looked_for(checkpoint, test_game, tmp_path, capsys):
+    partial = tmp_path / "partial"
+    shutil.copytree(checkpoint, partial)
+    (partial / "spotting.pt").unlink()
+    assert main(["caption", str(test_game / "1_224p.mkv"), "--checkpoint", str(partial),
+                 "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "missing spotting.pt" in err and str(partial.resolve()) in err and "--export-checkpoint" in err
+
+
+def test_a_corrupt_video_gives_the_decoders_error_naming_the_file(checkpoint, tmp_path, capsys):
+    video = tmp_path / "1_224p.mkv"
+    video.write_bytes(b"\x1aE\xdf\xa3 not a matroska file" * 100)
+    assert main(["caption", str(video), "--checkpoint", str(checkpoint), "--threads", "1"]) == 1
+    err = capsys.readouterr().err
+    assert str(video) in err and "video" in err
+    assert not (tmp_path / "results_dense_captioning.json").exists() and not list(tmp_path.glob(".star-caption-*"))

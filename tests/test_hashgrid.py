@@ -82,6 +82,14 @@ def test_init_range_gradients_and_position_encoder():
     assert encoder.mlp[0].weight.grad.abs().sum() > 0
 
 
+def test_no_player_at_all_encodes_to_an_empty_batch():
+    """A half that is never calibrated has no player in any frame: the encoders must pass zero rows through."""
+    grid = HashGridEncoding(n_levels=4, log2_table=10, backend="torch")
+    assert grid(torch.zeros(0, 2)).shape == (0, grid.out_dim)
+    encoder = PositionEncoder(out_dim=24, n_levels=4, log2_table=10, backend="torch")
+    assert encoder(torch.zeros(0, 2)).shape == (0, 24)
+
+
 def test_normalize_pitch_maps_the_pitch_inside_the_unit_square():
     corners = torch.tensor([[-52.5, -34.0], [52.5, 34.0], [0.0, 0.0], [200.0, -200.0]])
     unit = normalize_pitch(corners)

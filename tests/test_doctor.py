@@ -94,7 +94,7 @@ def test_damaged_tree_reports_each_problem_with_its_file(tree, tmp_path, capsys)
         f"{first / '2_ResNET_TF2_PCA512.npy'}: rows are 2048-d",
         f"{first / 'Labels-caption.json'}: 1 annotation(s) of half 2 lie beyond its video's 30 s",
         f"{second / '1_baidu_soccer_embeddings.npy'}: row 7",
-        f"{second / '1_ResNET_TF2.npy'}: 15 rows at the resnet rate of 2 fps cover 8 s but half 1 has an annotation",
+        f"{second / '1_ResNET_TF2.npy'}: 15 rows at the declared 2 fps cover 8 s but half 1 has an annotation",
         f"{fourth / 'Labels-caption.json'}: annotation 1: gameTime '3 - 00:12'",
         f"{third / 'Labels-caption.json'}: labels file is missing",
         f"{tree / 'gone/2015-2016/missing game'}: listed in {games} but missing on disk",

@@ -305,6 +305,21 @@ def test_import_checks_rows_against_the_video(tmp_path, capsys):
     assert "rows fit 2.00 fps" in capsys.readouterr().err
 
 
+def test_import_without_a_video_checks_rows_reach_the_last_annotation(tmp_path, capsys):
+    labels = tmp_path / "Labels-caption.json"
+    labels.write_text(json.dumps({"annotations": [
+        {"gameTime": "1 - 04:00", "label": "corner", "anonymized": "Corner."},
+        {"gameTime": "2 - 09:00", "label": "corner", "anonymized": "Corner."}]}))  # half 2 is not checked here
+    npy = tmp_path / "1_baidu.npy"
+    np.save(npy, np.zeros((300, 16), np.float32))
+    assert run_import(npy, tmp_path / "ok.h5", "--labels", str(labels)) == 0
+    np.save(npy, np.zeros((120, 16), np.float32))  # e.g. a 0.5-fps file declared 1 fps, or a truncated one
+    assert run_import(npy, tmp_path / "bad.h5", "--labels", str(labels)) == 1
+    err = capsys.readouterr().err
+    assert "1_baidu.npy" in err and "half 1 has an annotation at 240 s" in err
+    assert not (tmp_path / "bad.h5").exists()
+
+
 @pytest.mark.parametrize("array, extra, message", [
     (np.zeros((600, 16)), ["--duration", "300"], r"600 rows at the declared 1 fps cover 600 s.*2\.00 fps"),
     (np.zeros((300, 12)), [], r"12-d but features\.import\.baidu\.dim is 16"),

@@ -17,6 +17,7 @@ import numpy as np
 
 from star.config import section
 from star.data.cache import CacheWriter, open_cache
+from star.data.soccernet import load_labels
 from star.errors import InputError
 
 CHUNK_ROWS = 512
@@ -44,19 +45,32 @@ def open_npy(path: str | Path) -> np.ndarray:
     return array
 
 
-def check_layout(path, array: np.ndarray, spec: dict, encoder: str, duration_s: float | None) -> None:
-    """Dimension against the config; rows against the duration at the declared fps."""
+def check_layout(path, array: np.ndarray, spec: dict, encoder: str, duration_s: float | None,
+                 last_annotation_s: int | None = None, half: int | None = None) -> None:
+    """Dimension against the config; rows against the duration at the declared fps, or, without a video, against
+    the half's last annotation (rows that end before it are at another rate, or truncated)."""
     rows, dim = array.shape
     if dim != spec["dim"]:
         raise FeaturesFileError(f"{path}: rows are {dim}-d but features.import.{encoder}.dim is {spec['dim']}")
-    if duration_s is None:
-        return
     covered = rows / spec["fps"]
+    if duration_s is None:
+        if last_annotation_s and covered + spec["tolerance_s"] < last_annotation_s:
+            raise FeaturesFileError(
+                f"{path}: {rows} rows at the declared {spec['fps']:g} fps cover {covered:.0f} s but half {half} has "
+                f"an annotation at {last_annotation_s} s (the rows fit at most {rows / last_annotation_s:.2f} fps): "
+                f"check features.import.{encoder}.fps, or the file is truncated")
+        return
     if abs(covered - duration_s) > spec["tolerance_s"]:
         implied = rows / duration_s
         raise FeaturesFileError(
             f"{path}: {rows} rows at the declared {spec['fps']:g} fps cover {covered:.0f} s but the video lasts "
             f"{duration_s:.0f} s (the rows fit {implied:.2f} fps): check features.import.{encoder}.fps")
+
+
+def last_annotation(labels_path: str, half: int) -> int | None:
+    """Second of the half's last annotation (None when it has none)."""
+    seconds = [a.seconds for a in load_labels(labels_path).half(half)]
+    return max(seconds, default=None)
 
 
 def video_duration(frames_path: str, game: str, half: int) -> float:
@@ -112,6 +126,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     duration.add_argument("--duration", type=float, help="video duration (s), to check the row count")
     duration.add_argument("--video", help="the half's video, to check the row count (read from its container)")
     duration.add_argument("--frames", help="frames cache of the same half, to check the row count")
+    parser.add_argument("--labels", help="the game's Labels-caption.json: without a duration, the rows must reach "
+                        "the half's last annotation")
     parser.add_argument("--config", help="features.import.<encoder> (file, fps, dim, tolerance_s): inline JSON "
                         "or a YAML file; default: the schema's")
 
@@ -127,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
         duration = video_seconds(args.video)
     elif args.frames:
         duration = video_duration(args.frames, args.game, args.half)
-    check_layout(args.npy, array, spec, args.encoder, duration)
+    last = last_annotation(args.labels, args.half) if args.labels and duration is None else None
+    check_layout(args.npy, array, spec, args.encoder, duration, last, args.half)
     provenance = record("features-import", spec, code_hash(__name__), sources=[args.npy], duration_s=duration)
     with CacheWriter(args.out, "features", provenance, game=args.game, half=args.half, fps=float(spec["fps"]),
                      dim=int(spec["dim"]), encoder=args.encoder, source=str(args.npy)) as writer:

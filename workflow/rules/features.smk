@@ -60,9 +60,13 @@ rule features_extract:
 
 def video_duration_arg(w):
     """`--video V` when the half's video is on disk: the import then checks rows / fps against its duration
-    (a 2-fps file declared 1 fps is caught). A features-only SoccerNet tree has no videos: no check."""
+    (a 2-fps file declared 1 fps is caught). A features-only SoccerNet tree has no videos: the rows must then
+    reach the half's last annotation (a 1-fps file declared 2 fps is caught)."""
     video = game_file(w.game, half_file(config["dataset"]["video"], w.half))
-    return f"--video {shlex.quote(video)}" if Path(video).is_file() else ""
+    if Path(video).is_file():
+        return f"--video {shlex.quote(video)}"
+    labels = game_file(w.game, config["dataset"]["labels"])
+    return f"--labels {shlex.quote(labels)}" if Path(labels).is_file() else ""
 
 
 rule features_import:

@@ -106,12 +106,13 @@ def export_checkpoint(out: Path, results: Path, method: str, encoder: str, varia
         raise CheckpointError(f"{captioning}: the models read {encoder} features, which `star caption` cannot "
                               "compute from a video (only pptimesformer)")
     cfg = {}
+    provenance = {stage: torch.load(path, map_location="cpu", weights_only=False)["provenance"]
+                  for stage, path in (("spotting", spotting), ("captioning", captioning))}
     for stage, path in (("spotting", spotting), ("captioning", captioning)):
-        provenance = torch.load(path, map_location="cpu", weights_only=False)["provenance"]
-        used = provenance_config(path, provenance)
+        used = provenance_config(path, provenance[stage])
         cfg.update(model=used["model"], **{stage: used[stage]})
     # the caches the captioner was trained on recorded the features, decode and positions sections
-    inputs = [workflow_path(results, p) for p in provenance.get("inputs", [])]
+    inputs = [workflow_path(results, p) for p in provenance["captioning"].get("inputs", [])]
     features = next((p for p in inputs if p.parts[-4:-2] == ("features", encoder)), None)
     positions = next((p for p in inputs if "positions" in p.parts[:-2]), None)
     if features is None or not features.is_file():
@@ -141,8 +142,7 @@ def checkpoint_config(path: Path, override: str | None) -> dict:
     """The checkpoint's config.yaml, with --config (inline JSON or a YAML file) merged over it."""
     cfg = star_config.load(path)
     if override:
-        text = override if override.lstrip().startswith("{") else Path(override).read_text()
-        cfg = star_config.validate(star_config.deep_merge(cfg, yaml.safe_load(text) or {}),
+        cfg = star_config.validate(star_config.deep_merge(cfg, star_config.read_value(override)[0]),
                                    where=f"{path} + --config")
     return cfg
 

@@ -94,6 +94,13 @@ def load(*paths: str | Path) -> dict:
     return validate(merged, where=" + ".join(str(p) for p in paths) or "config")
 
 
+def read_value(value: str) -> tuple[dict, str | None]:
+    """(mapping, file it came from) of an inline JSON object (what rules pass) or a YAML/JSON file path."""
+    if value.lstrip().startswith("{"):
+        return json.loads(value), None
+    return yaml.safe_load(Path(value).read_text()) or {}, value
+
+
 def section(name: str, value: str | dict | None = None) -> dict:
     """One section of the config (e.g. 'decode' or 'features.pptimesformer'), validated with defaults.
 
@@ -101,11 +108,8 @@ def section(name: str, value: str | dict | None = None) -> dict:
     """
     where = f"section {name}"
     if isinstance(value, str):
-        if value.lstrip().startswith("{"):
-            value = json.loads(value)
-        else:
-            where = value
-            value = yaml.safe_load(Path(value).read_text()) or {}
+        value, path = read_value(value)
+        where = path or where
     return validate(value or {}, where=where, section=name)
 
 

@@ -1,7 +1,7 @@
 """`star captioning-train`: train one method's captioner on the train split's annotations (anchor = the
 annotation's second, target = its anonymized caption); see star.train.stage for the arguments and outputs."""
 
-from star.train.stage import add_train_arguments as add_arguments
+from star.train.common import add_data_arguments as add_arguments
 from star.train.stage import train_stage
 
 

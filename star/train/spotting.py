@@ -1,7 +1,7 @@
 """`star spotting-train`: train one method's spotter (background + 13 caption labels per window); see
 star.train.stage for the arguments and outputs."""
 
-from star.train.stage import add_train_arguments as add_arguments
+from star.train.common import add_data_arguments as add_arguments
 from star.train.stage import train_stage
 
 

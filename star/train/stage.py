@@ -20,14 +20,10 @@ import torch
 
 from star.errors import InputError
 from star.provenance import code_hash, record, write_text_atomic
-from star.train.common import (add_data_arguments, build_model, caption_tokenizer, feature_statistics, fingerprint,
+from star.train.common import (build_model, caption_tokenizer, feature_statistics, fingerprint,
                                method_config, model_inputs, read_config, save_model, source_stamps, split_halves)
 from star.train.datasets import CacheReader, CaptioningDataset, Collate, SpottingDataset
 from star.train.loop import captioning_loss, fit, pick_device, seed_everything, setup_distributed, spotting_loss
-
-
-def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    add_data_arguments(parser)
 
 
 def stage_code(stage: str, method: str) -> str:

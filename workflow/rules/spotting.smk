@@ -3,6 +3,7 @@
 # captioning ablation, so a captioning variant takes its spots from `spotting_variant(variant)`.
 
 from star.train.common import parse_variant, spotting_variant
+from star.train.stage import stage_code as train_code
 
 METHODS = config["methods"]
 METHOD_NAMES = {"sdvc": "SDVC", "delta": "Delta", "star": "STaR"}
@@ -27,7 +28,7 @@ def stage_json(stage):
 
 def stage_code(stage):
     """Code hash of a model stage: its module and the method's model module (imported by name)."""
-    return lambda w: code_hash(f"star.train.{stage}", f"star.models.{w.method}")
+    return lambda w: train_code(stage, w.method)
 
 
 def uses_positions(method, variant):

@@ -32,6 +32,7 @@ COMMANDS = {
     "download": ("star.data.download", "SoccerNet labels and features with the SoccerNet package's downloader"),
     "doctor": ("star.data.doctor", "check a SoccerNet data root: files, feature fps and dims, timestamps, splits"),
     "caption": ("star.caption", "caption a match video: JSON, SubRip subtitles and an HTML timeline"),
+    "export": ("star.checkpoint", "checkpoint folder for `star caption` (safetensors + JSON) from a workflow run"),
 }
 
 

@@ -87,7 +87,7 @@ def load(*paths: str | Path) -> dict:
         except FileNotFoundError:
             raise ConfigError(f"config file not found: {path}") from None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+            raise ConfigError(f"config file {path} is not valid YAML: {' '.join(str(exc).split())}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"config file {path} must hold a mapping, not {type(data).__name__}")
         merged = deep_merge(merged, data)
@@ -95,10 +95,24 @@ def load(*paths: str | Path) -> dict:
 
 
 def read_value(value: str) -> tuple[dict, str | None]:
-    """(mapping, file it came from) of an inline JSON object (what rules pass) or a YAML/JSON file path."""
+    """(mapping, file it came from) of an inline JSON object (what rules pass) or a YAML/JSON file path;
+    ConfigError naming the text or the file when it does not parse or is not a mapping."""
     if value.lstrip().startswith("{"):
-        return json.loads(value), None
-    return yaml.safe_load(Path(value).read_text()) or {}, value
+        try:
+            data, path = json.loads(value), None
+        except ValueError as exc:
+            raise ConfigError(f"inline JSON config is malformed ({exc}): {value[:80]!r}") from None
+    else:
+        path = value
+        try:
+            data = yaml.safe_load(Path(value).read_text()) or {}
+        except OSError as exc:
+            raise ConfigError(f"config file {value}: cannot be read ({exc.strerror or exc})") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {value} is not valid YAML: {' '.join(str(exc).split())}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path or 'inline config'} must hold a mapping, not {type(data).__name__}")
+    return data, path
 
 
 def section(name: str, value: str | dict | None = None) -> dict:

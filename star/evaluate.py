@@ -79,6 +79,8 @@ def report(result: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     if args.window < 1:
         raise InputError(f"--window must be a positive number of seconds, not {args.window}")
+    if not 0 < args.ci < 1:   # checked before the scorers start Java
+        raise InputError(f"--ci must be a confidence level between 0 and 1 (e.g. 0.95), not {args.ci}")
     games = read_game_list(args.games)
     if not games:
         raise InputError(f"{args.games}: the game list is empty")
@@ -87,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
+            warnings.simplefilter("ignore", ResourceWarning)   # the scorers' unclosed pipes: not the user's concern
             result = evaluate(args.labels_root, args.predictions_root, games, args.window, args.seed, **options,
                               progress=None)
     except JavaError as exc:
@@ -100,7 +103,6 @@ def run(args: argparse.Namespace) -> int:
         sources = [args.games] + [root / game / name for game in games for root, name in trees]
         config = {"window": args.window, "seed": args.seed, "games": str(args.games), **options}
         provenance = record("evaluate", config=config, code=code_hash("star.evaluate"), sources=sources)
-        provenance.pop("created")  # so that a rerun writes the same bytes
         write_text_atomic(args.json, json.dumps({"meta": row_meta(args), **result, "provenance": provenance},
                                                 indent=1) + "\n")
     return 0

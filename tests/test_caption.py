@@ -10,7 +10,8 @@ import shutil
 import pytest
 import yaml
 
-from star.caption import CHECKPOINT_FILES, half_of
+from star.caption import half_of
+from star.checkpoint import REQUIRED
 from star.cli import main
 from star.data.games import read_manifest
 from star.data.soccernet import load_labels
@@ -36,10 +37,10 @@ def checkpoint(tiny_world, tmp_path_factory, one_torch_thread):
               str(results / "world"), "--features", str(results / "features/pptimesformer"),
               "--positions", str(results / "positions/classical"), "--config", json.dumps(FAST)]
     for stage in ("spotting", "captioning"):
-        out = results / f"{stage}/star/pptimesformer/default/model.pt"
+        out = results / f"{stage}/star/pptimesformer/default/model.safetensors"
         assert main([f"{stage}-train", *common, "--out", str(out)]) == 0
     ckpt = run / "checkpoint"
-    assert main(["caption", "--export-checkpoint", str(ckpt), "--from-results", str(results)]) == 0
+    assert main(["export", str(ckpt), "--from-results", str(results)]) == 0
     return ckpt
 
 
@@ -74,13 +75,26 @@ def parse_srt(text: str) -> list[tuple[int, float, float, str]]:
 
 
 def test_the_exported_checkpoint_holds_the_models_and_the_sections_they_ran_with(checkpoint, tiny_world):
-    assert sorted(p.name for p in checkpoint.iterdir()) == sorted(CHECKPOINT_FILES)
-    cfg = yaml.safe_load((checkpoint / "config.yaml").read_text())
+    files = sorted(str(p.relative_to(checkpoint)) for p in checkpoint.rglob("*") if p.is_file())
+    assert set(REQUIRED) | {"README.md"} <= set(files)
+    assert not [f for f in files if f.endswith((".pt", ".pdparams", ".pkl", ".yaml"))]   # no pickle, one config
+    cfg = json.loads((checkpoint / "config.json").read_text())
     assert cfg["decode"]["fps"] == 1 and cfg["positions"]["backend"] == "classical"
     assert cfg["features"]["pptimesformer"]["preset"] == "tiny" and cfg["features"]["pptimesformer"]["weights"] is None
     assert cfg["spotting"]["train"]["steps"] == 2 and cfg["captioning"]["beam_size"] == 1
-    encoder = tiny_world / "results/encoder/pptimesformer_tiny.pdparams"
-    assert (checkpoint / "encoder.pdparams").read_bytes() == encoder.read_bytes()
+    # the encoder's tensors are the workflow's .pdparams, exactly
+    from safetensors.numpy import load_file
+
+    from star.features.timesformer import read_weights
+
+    encoder = read_weights(tiny_world / "results/encoder/pptimesformer_tiny.pdparams")
+    exported = load_file(str(checkpoint / "encoder/model.safetensors"))
+    assert exported.keys() == encoder.keys() and all((exported[k] == encoder[k]).all() for k in encoder)
+    captioner = json.loads((checkpoint / "captioning/config.json").read_text())
+    assert captioner["method"] == "star" and captioner["stage"] == "captioning" and captioner["tokenizer"]
+    assert (checkpoint / "captioning/tokenizer.json").is_file()   # the tokenizer's own files, beside the weights
+    card = (checkpoint / "README.md").read_text()
+    assert "config hash" in card and "best valid loss" in card and "metrics: not evaluated" in card
 
 
 def test_caption_writes_official_predictions_subtitles_and_a_timeline(captioned):
@@ -140,11 +154,11 @@ def test_the_half_comes_from_the_option_or_the_file_name(tmp_path):
 def test_a_missing_checkpoint_file_is_named_with_where_it_was_looked_for(checkpoint, test_game, tmp_path, capsys):
     partial = tmp_path / "partial"
     shutil.copytree(checkpoint, partial)
-    (partial / "spotting.pt").unlink()
+    (partial / "spotting/model.safetensors").unlink()
     assert main(["caption", str(test_game / "1_224p.mkv"), "--checkpoint", str(partial),
                  "--out", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
-    assert "missing spotting.pt" in err and str(partial.resolve()) in err and "--export-checkpoint" in err
+    assert "missing spotting/model.safetensors" in err and str(partial.resolve()) in err and "star export" in err
 
 
 def test_a_corrupt_video_gives_the_decoders_error_naming_the_file(checkpoint, tmp_path, capsys):

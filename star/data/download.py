@@ -52,7 +52,12 @@ def requested_files(what, kinds, quality) -> list[str]:
 
 def nda_password() -> str:
     """The NDA password from SOCCERNET_PASSWORD, else a prompt that does not echo."""
-    password = os.environ.get(PASSWORD_VARIABLE) or getpass.getpass("SoccerNet NDA password (for videos): ")
+    password = os.environ.get(PASSWORD_VARIABLE)
+    if not password:
+        try:
+            password = getpass.getpass("SoccerNet NDA password (for videos): ")
+        except EOFError:   # stdin closed or not a terminal (a batch job)
+            password = ""
     if not password:
         raise DownloadError(f"videos need the SoccerNet NDA password: set {PASSWORD_VARIABLE} or type it at the prompt")
     return password

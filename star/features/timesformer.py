@@ -240,19 +240,26 @@ def build_model(cfg: TimesFormerConfig, seed: int = 0, lazy: bool = False):
 # ----------------------------------------------------------------------------- weights
 
 def read_weights(path: str | Path) -> dict:
-    """{name: ndarray} from a `.pdparams`, without the structured-name map; WeightsError if missing/unreadable."""
-    import paddle
+    """{name: ndarray} from a `.pdparams` (read by a restricted unpickler: no code runs) or a `.safetensors`,
+    without the structured-name map; WeightsError if missing or unreadable."""
+    from star.features.pdparams import UnsafeWeightsError, read_pdparams, read_safetensors
 
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: weights file does not exist")
     try:
-        state = paddle.load(str(path), return_numpy=True)
-    except Exception as exc:  # pickle, zip and Paddle's own errors all mean the same thing here
+        state = read_safetensors(path) if path.suffix == ".safetensors" else read_pdparams(path)
+    except UnsafeWeightsError:
+        raise
+    except Exception as exc:  # pickle, safetensors and OS errors all mean the same thing here
         raise WeightsError(f"{path}: not a readable .pdparams checkpoint ({type(exc).__name__}: {exc})") from None
     if not isinstance(state, dict):
         raise WeightsError(f"{path}: expected a dict of named arrays, found {type(state).__name__}")
-    return {k: np.asarray(v) for k, v in state.items() if k != NAME_MAP_KEY}
+    arrays = {k: v for k, v in state.items() if k != NAME_MAP_KEY}
+    odd = sorted(k for k, v in arrays.items() if not isinstance(v, np.ndarray))
+    if odd:
+        raise WeightsError(f"{path}: entries {odd[:5]} are not arrays")
+    return arrays
 
 
 def config_for_weights(cfg: TimesFormerConfig, state: dict, frames_from_config: bool) -> TimesFormerConfig:

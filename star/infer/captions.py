@@ -1,7 +1,7 @@
 """`star captioning-infer`: captions of one game at its spots (or at its ground-truth annotations), written as the
 official `results_dense_captioning.json`.
 
-    star captioning-infer --model results/captioning/star/pptimesformer/default/model.pt \\
+    star captioning-infer --model results/captioning/star/pptimesformer/default/model.safetensors \\
         --game-path "<league>/<season>/<game>" --features F1.h5 F2.h5 [--positions P1.h5 P2.h5] \\
         --spots S1.json S2.json --out .../predictions/<game path>/results_dense_captioning.json [--config CFG]
 

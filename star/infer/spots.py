@@ -1,6 +1,6 @@
 """`star spotting-infer`: the spots of one half, by a sliding window and greedy non-maximum suppression.
 
-    star spotting-infer --model results/spotting/star/pptimesformer/default/model.pt \\
+    star spotting-infer --model results/spotting/star/pptimesformer/default/model.safetensors \\
         --features results/features/pptimesformer/<game>/1.h5 [--positions results/positions/classical/<game>/1.h5] \\
         --out results/spotting/star/pptimesformer/default/spots/<game>/1.json [--config CFG]
 

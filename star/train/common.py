@@ -5,9 +5,11 @@ Variants name Table 3's and Table 6's ablations of STaR: `default`, or `-`-joine
 features), `nopos` (no positions: STaR without its SSS) and `blurK` (feature blurring K), e.g. `blur10-nopos`.
 Blurring is an ablation of captioning only: a captioning variant's spots come from `spotting_variant(v)`.
 
-The trained-model file (`model.pt`, written by the train stages) is one torch pickle: the method, its config,
-the feature dimension and rate, the standardisation statistics, the weights, the tokenizer's files and the
-provenance. `load_model` rebuilds the module from it alone (plus GPT-2's directory for `paper` models).
+The trained-model file (`model.safetensors`, written by the train stages) holds tensors only: the weights, the
+standardisation statistics and the tokenizer's files (as bytes), with the method, its config, the feature dimension
+and rate and the provenance as JSON metadata. Nothing in it is unpickled, so a model file cannot run code.
+`save_pretrained` turns one into a Hugging Face-style folder (config.json, model.safetensors, tokenizer files);
+`load_model` rebuilds the module from either (plus GPT-2's directory for `paper` models).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from star import config as star_config
@@ -35,6 +39,9 @@ from star.train.datasets import Half, Inputs, feature_attrs, load_halves
 
 VARIANT_SWITCHES = {"noglobal": ("use_global", False), "nopos": ("use_positions", False)}
 STAT_CHUNK = 4096  # feature rows read at a time for the statistics
+MODEL_FORMAT = "star-model/1"
+WEIGHTS, MODEL_CONFIG = "model.safetensors", "config.json"
+TOKENIZERS = {"WordVocab": "star.models.vocab", "Tokenizer": "star.models.tokenizer"}  # class -> module, allowed
 
 
 class ModelFileError(InputError):
@@ -53,7 +60,7 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
                         help="positions directory: <dir>/<game id>/<half>.h5 (STaR's captioner reads it)")
     parser.add_argument("--config", help="configuration: inline JSON or a YAML file (defaults fill the rest)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    parser.add_argument("--out", type=Path, required=True, help="trained-model file to write (model.pt)")
+    parser.add_argument("--out", type=Path, required=True, help="trained-model file to write (model.safetensors)")
     parser.add_argument("--report", type=Path, help="JSON training report to write")
 
 
@@ -149,33 +156,31 @@ def caption_tokenizer(method: str, model_cfg, captions: list[str], cfg: dict):
     """SDVC: a word vocabulary of the train captions; Delta and STaR: GPT-2's BPE when GPT-2 is loaded or the
     preset is `paper`, else a byte-level BPE learned on the train captions."""
     if method == "sdvc":
-        from star.models.vocab import WordVocab
-
-        return WordVocab.build(captions, model_cfg.min_word_freq)
-    from star.models.tokenizer import make_tokenizer
-
+        return importlib.import_module("star.models.vocab").WordVocab.build(captions, model_cfg.min_word_freq)
+    # by name: the spotting stages share this module and must not hash (or import) the decoder behind it
+    make_tokenizer = importlib.import_module("star.models.tokenizer").make_tokenizer
     gpt2 = model_cfg.decoder.pretrained is not None or cfg["model"]["preset"] == "paper"
     return make_tokenizer("gpt2" if gpt2 else "bpe", captions, model_dir=model_cfg.decoder.pretrained)
 
 
-def pack_tokenizer(tokenizer) -> dict | None:
-    """The tokenizer's class and the bytes of the files its `save(directory)` writes."""
-    if tokenizer is None:
-        return None
+def tokenizer_files(tokenizer) -> dict[str, bytes]:
+    """The bytes of the files the tokenizer's `save(directory)` writes."""
     with tempfile.TemporaryDirectory() as tmp:
         tokenizer.save(tmp)
-        files = {p.name: p.read_bytes() for p in Path(tmp).iterdir()}
-    return {"class": f"{type(tokenizer).__module__}.{type(tokenizer).__qualname__}", "files": files}
+        return {p.name: p.read_bytes() for p in sorted(Path(tmp).iterdir())}
 
 
-def unpack_tokenizer(packed: dict | None):
-    if packed is None:
-        return None
-    module, _, name = packed["class"].rpartition(".")
+def read_tokenizer(kind: str, files: dict[str, bytes], where: Path):
+    """Rebuild a tokenizer of an allowed class from its files (a model file names the class, never the code)."""
+    if kind not in TOKENIZERS:
+        raise ModelFileError(f"{where}: unknown tokenizer class {kind!r} (expected one of {', '.join(TOKENIZERS)})")
+    bad = [name for name in files if Path(name).name != name or name.startswith(".")]
+    if bad:
+        raise ModelFileError(f"{where}: tokenizer file names {bad} are not plain file names")
     with tempfile.TemporaryDirectory() as tmp:
-        for file, data in packed["files"].items():
-            (Path(tmp) / file).write_bytes(data)
-        return getattr(importlib.import_module(module), name).load(tmp)
+        for name, data in files.items():
+            (Path(tmp) / name).write_bytes(data)
+        return getattr(importlib.import_module(TOKENIZERS[kind]), kind).load(tmp)
 
 
 def build_model(stage: str, method: str, model_cfg, feature_dim: int, tokenizer=None) -> torch.nn.Module:
@@ -184,37 +189,97 @@ def build_model(stage: str, method: str, model_cfg, feature_dim: int, tokenizer=
     return build_captioner(method, model_cfg, feature_dim, tokenizer)
 
 
+def untied(state: dict) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """({'model.<name>': tensor} with each tied weight once, {dropped name: the name kept}): safetensors stores
+    no shared memory (GPT-2 ties its output layer to its token embedding)."""
+    tensors, aliases, seen = {}, {}, {}
+    for name, value in state.items():
+        key = (value.untyped_storage().data_ptr(), value.storage_offset(), tuple(value.shape), value.stride())
+        if value.numel() and key in seen:
+            aliases[name] = seen[key]
+        else:
+            seen[key] = name
+            tensors[f"model.{name}"] = value.detach().cpu().contiguous()
+    return tensors, aliases
+
+
 def save_model(path: Path, model: torch.nn.Module, *, stage: str, method: str, variant: str, preset: str,
                model_cfg, feature_dim: int, fps: float, encoder: str, norm, tokenizer, provenance: dict,
                training: dict) -> None:
-    content = {
-        "stage": stage, "method": method, "variant": variant, "preset": preset,
-        "config": dataclasses.asdict(model_cfg), "feature_dim": feature_dim, "fps": fps, "encoder": encoder,
-        "norm": None if norm is None else [torch.from_numpy(a) for a in norm],
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "tokenizer": pack_tokenizer(tokenizer), "provenance": provenance, "training": training,
-    }
+    """One safetensors file: weights, standardisation and tokenizer files as tensors, the rest as JSON metadata."""
+    tensors, aliases = untied(model.state_dict())
+    meta = {"format": MODEL_FORMAT, "stage": stage, "method": method, "variant": variant, "preset": preset,
+            "config": dataclasses.asdict(model_cfg), "feature_dim": feature_dim, "fps": fps, "encoder": encoder,
+            "tokenizer": None if tokenizer is None else type(tokenizer).__name__, "provenance": provenance,
+            "training": training, "tied": aliases}
+    if norm is not None:
+        tensors.update({"norm.mean": torch.from_numpy(norm[0]), "norm.std": torch.from_numpy(norm[1])})
+    if tokenizer is not None:
+        tensors.update({f"tokenizer.{name}": torch.frombuffer(bytearray(data), dtype=torch.uint8)
+                        for name, data in tokenizer_files(tokenizer).items()})
     with atomic_path(path) as tmp:
-        torch.save(content, tmp)
+        save_file(tensors, tmp, metadata={"star": json.dumps(meta, sort_keys=True)})
+
+
+def save_pretrained(directory: Path, source: Path) -> dict:
+    """A trained-model file as a Hugging Face-style folder: config.json, model.safetensors (weights and
+    standardisation) and the tokenizer's own files. Returns the config."""
+    meta, tensors = read_model_file(source)
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in [k for k in tensors if k.startswith("tokenizer.")]:
+        (directory / name.removeprefix("tokenizer.")).write_bytes(tensors.pop(name).numpy().tobytes())
+    save_file(tensors, directory / WEIGHTS, metadata={"format": "pt"})
+    (directory / MODEL_CONFIG).write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    return meta
+
+
+def read_model_file(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """(metadata, tensors) of a trained-model file or folder; nothing in it is unpickled or run."""
+    folder = path.is_dir()
+    weights = path / WEIGHTS if folder else path
+    if not weights.is_file():
+        raise ModelFileError(f"{weights}: trained-model file does not exist")
+    try:
+        tensors = load_file(weights)
+        if folder:
+            meta = json.loads((path / MODEL_CONFIG).read_text())
+        else:
+            with safe_open(weights, "pt") as fh:
+                meta = json.loads((fh.metadata() or {})["star"])
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: no {MODEL_CONFIG} beside {WEIGHTS}") from None
+    except (SafetensorError, KeyError, ValueError, OSError) as exc:  # a pickle, a truncated or a foreign file
+        raise ModelFileError(f"{weights}: not a star model in safetensors format ({type(exc).__name__}: {exc}); "
+                             "pickled .pt files are refused, as they can run code") from None
+    if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
+        raise ModelFileError(f"{path}: not a star trained-model file (format {meta.get('format')!r})"
+                             if isinstance(meta, dict) else f"{path}: not a star trained-model file")
+    if folder:
+        tensors.update({f"tokenizer.{p.name}": torch.frombuffer(bytearray(p.read_bytes()), dtype=torch.uint8)
+                        for p in sorted(path.iterdir()) if p.name not in (WEIGHTS, MODEL_CONFIG, "README.md")
+                        and p.is_file()})
+    return meta, tensors
 
 
 def load_model(path: str | Path, stage: str, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict]:
-    """(module in eval mode on `device`, the file's content without weights) of a trained-model file."""
+    """(module in eval mode on `device`, the model's metadata with `model_cfg`, `norm` and `tokenizer`) of a
+    trained-model file (`model.safetensors`) or of a folder written by `save_pretrained`."""
     path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"{path}: trained-model file does not exist")
-    try:
-        content = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # a truncated or foreign file
-        raise ModelFileError(f"{path}: not a readable trained-model file ({exc})") from None
-    if not isinstance(content, dict) or content.get("stage") != stage:
-        raise ModelFileError(f"{path}: not a {stage} model (found {content.get('stage')!r})"
-                             if isinstance(content, dict) else f"{path}: not a trained-model file")
+    content, tensors = read_model_file(path)
+    if content.get("stage") != stage:
+        raise ModelFileError(f"{path}: not a {stage} model (found {content.get('stage')!r})")
     model_cfg = model_config(content["method"], content["preset"], content["config"])
-    tokenizer = unpack_tokenizer(content["tokenizer"])
+    files = {k.removeprefix("tokenizer."): v.numpy().tobytes() for k, v in tensors.items() if k.startswith("tokenizer.")}
+    tokenizer = None if content["tokenizer"] is None else read_tokenizer(content["tokenizer"], files, path)
     model = build_model(stage, content["method"], model_cfg, content["feature_dim"], tokenizer)
-    model.load_state_dict(content.pop("state_dict"))
-    content.update(model_cfg=model_cfg, tokenizer=tokenizer)
+    state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
+    state.update({name: state[kept] for name, kept in content.get("tied", {}).items() if kept in state})
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ModelFileError(f"{path}: weights do not fit the {content['method']} {stage} model ({exc})") from None
+    norm = (tensors["norm.mean"], tensors["norm.std"]) if "norm.mean" in tensors else None
+    content.update(model_cfg=model_cfg, tokenizer=tokenizer, norm=norm)
     return model.to(device).eval(), content
 
 

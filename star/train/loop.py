@@ -4,7 +4,8 @@
   it has them, and the data order is a pure function of (seed, step) (`step_batches`), so a run is repeatable
   for a given device and thread count.
 - Checkpoints: every `checkpoint_every` steps the model, optimizer, scheduler, step, early-stopping state and
-  every RNG state are saved atomically to `checkpoint`; a run that finds a checkpoint with the same fingerprint
+  every RNG state are saved atomically to `checkpoint` (in types `torch.load(weights_only=True)` admits, so a
+  planted checkpoint cannot run code); a run that finds a checkpoint with the same fingerprint
   (config, code, data) resumes from it and ends with the weights an uninterrupted run would have. A checkpoint
   of another fingerprint is ignored and overwritten.
 - Early stopping: the validation loss is measured every `eval_every` steps; the best weights are kept, and
@@ -80,7 +81,10 @@ def seed_everything(seed: int) -> None:
 
 
 def rng_state() -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Every RNG state in plain types and tensors, which `torch.load(weights_only=True)` reads back."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"python": random.getstate(), "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss,
+                                                     cached], "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -88,7 +92,8 @@ def rng_state() -> dict:
 
 def set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -156,6 +161,19 @@ def state_on_cpu(model: torch.nn.Module) -> dict:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
+def read_checkpoint(path: Path) -> dict | None:
+    """A resume checkpoint, read with torch's restricted unpickler (tensors, numbers, strings and containers only:
+    the states above are kept in those types); one it refuses, or a truncated one, is ignored and overwritten."""
+    if not path.is_file():
+        return None
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle.UnpicklingError for a forbidden global; anything else for a broken file
+        print(f"{path}: unusable resume checkpoint, starting afresh ({type(exc).__name__}: {str(exc)[:200]})")
+        return None
+    return content if isinstance(content, dict) else None
+
+
 def fit(model: torch.nn.Module, loss_fn, train_set, valid_set, collate, cfg: dict, *, seed: int,
         checkpoint: str | Path, fingerprint: str, device: torch.device, dist: Dist = Dist(), desc: str = "train",
         after_step: Callable[[int], None] | None = None) -> dict:
@@ -174,7 +192,7 @@ def fit(model: torch.nn.Module, loss_fn, train_set, valid_set, collate, cfg: dic
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(cfg["warmup_steps"], cfg["steps"]))
     state = {"step": 0, "best_loss": math.inf, "best_step": 0, "best_model": None, "bad_evals": 0, "curve": []}
 
-    resumed = checkpoint.is_file() and torch.load(checkpoint, map_location="cpu", weights_only=False)
+    resumed = read_checkpoint(checkpoint)
     if resumed and resumed["fingerprint"] == fingerprint:
         model.load_state_dict(resumed["model"])
         optimizer.load_state_dict(resumed["optimizer"])

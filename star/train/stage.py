@@ -3,9 +3,9 @@ train split's caches, early-stopped on the valid split, written as one trained-m
 
     star spotting-train --method star --manifest results/dataset/games.tsv --labels-root results/world \\
         --features results/features/pptimesformer --positions results/positions/classical \\
-        --out results/spotting/star/pptimesformer/default/model.pt --report .../train.json [--config CFG]
+        --out results/spotting/star/pptimesformer/default/model.safetensors --report .../train.json [--config CFG]
 
-A resumable checkpoint lives beside the output (`model.pt.ckpt`) while training runs; it is removed once the
+A resumable checkpoint lives beside the output (`model.safetensors.ckpt`) while training runs; it is removed once the
 model is written. Under torchrun every process trains (star.train.loop) and rank 0 writes.
 """
 

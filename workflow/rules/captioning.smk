@@ -10,7 +10,7 @@ rule captioning_train:
     input:
         unpack(train_inputs),
     output:
-        model=MODEL_DIR.format(stage="captioning") + "/model.pt",
+        model=MODEL_DIR.format(stage="captioning") + "/model.safetensors",
         report=MODEL_DIR.format(stage="captioning") + "/train.json",
     params:
         args=train_args,
@@ -31,7 +31,7 @@ rule captioning_train:
 def captioning_infer_inputs(w):
     game = GAME_IDS[w.gamepath]
     inputs = {
-        "model": f"results/captioning/{w.method}/{w.encoder}/{w.variant}/model.pt",
+        "model": f"results/captioning/{w.method}/{w.encoder}/{w.variant}/model.safetensors",
         "features": [f"results/features/{w.encoder}/{game}/{h}.h5" for h in HALVES],
     }
     if uses_positions(w.method, w.variant):

@@ -59,7 +59,7 @@ rule spotting_train:
     input:
         unpack(train_inputs),
     output:
-        model=MODEL_DIR.format(stage="spotting") + "/model.pt",
+        model=MODEL_DIR.format(stage="spotting") + "/model.safetensors",
         report=MODEL_DIR.format(stage="spotting") + "/train.json",
     params:
         args=train_args,
@@ -78,7 +78,7 @@ rule spotting_train:
 
 
 def spotting_infer_inputs(w):
-    files = {"model": f"results/spotting/{w.method}/{w.encoder}/{w.variant}/model.pt",
+    files = {"model": f"results/spotting/{w.method}/{w.encoder}/{w.variant}/model.safetensors",
              "features": f"results/features/{w.encoder}/{w.game}/{w.half}.h5"}
     if uses_positions(w.method, w.variant):
         files["positions"] = f"results/positions/{BACKEND}/{w.game}/{w.half}.h5"

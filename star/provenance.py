@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import datetime as _dt
 import hashlib
 import os
 import tempfile
@@ -85,14 +84,15 @@ def sha256_text(text: str) -> str:
 
 
 def record(stage: str, config: dict | None = None, code: str | None = None, sources=(), **extra) -> dict:
-    """The provenance dict a cache stores: stage, its config and hash, code hash, source checksums."""
+    """The provenance dict a cache stores: stage, its config and hash, code hash, source checksums. No clock time:
+    provenance is hashed into every downstream cache's `sources`, and two clean builds must give the same bytes
+    (the file's mtime tells when)."""
     from star.config import to_json
 
     cfg_json = to_json(config or {})
     return {
         "stage": stage,
         "star_version": __version__,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "config": cfg_json,
         "config_hash": sha256_text(cfg_json)[:16],
         "code_hash": code or "",

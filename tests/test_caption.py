@@ -168,3 +168,59 @@ def test_a_corrupt_video_gives_the_decoders_error_naming_the_file(checkpoint, tm
     err = capsys.readouterr().err
     assert str(video) in err and "video" in err
     assert not (tmp_path / "results_dense_captioning.json").exists() and not list(tmp_path.glob(".star-caption-*"))
+
+
+@pytest.mark.parametrize("name", ["encoder/model.safetensors", "spotting/model.safetensors",
+                                  "captioning/model.safetensors"])
+def test_a_checkpoint_with_a_planted_pickle_is_refused_before_it_runs(checkpoint, test_game, tmp_path, capsys, name):
+    from tests.test_trust import plant
+
+    marker = tmp_path / "MARKER"
+    planted = tmp_path / "planted"
+    shutil.copytree(checkpoint, planted)
+    plant(planted / name, marker, "torch" if "spotting" in name else "pickle")
+    assert main(["caption", str(test_game / "1_224p.mkv"), "--checkpoint", str(planted),
+                 "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert name in err and "not a safetensors file" in err and not marker.exists()
+    assert not (tmp_path / "out").exists()   # refused before any work
+
+
+def test_a_checkpoint_in_the_old_pickled_layout_is_refused_unread(test_game, tmp_path, capsys):
+    from tests.test_trust import plant
+
+    marker, old = tmp_path / "MARKER", tmp_path / "old"
+    for name in ("encoder.pdparams", "spotting.pt", "captioning.pt"):
+        plant(old / name, marker, "pickle" if name.endswith("pdparams") else "torch")
+    (old / "config.yaml").write_text("decode: {fps: 1}\n")
+    assert main(["caption", str(test_game / "1_224p.mkv"), "--checkpoint", str(old), "--out", str(tmp_path)]) == 1
+    assert "old pickled layout" in capsys.readouterr().err and not marker.exists()
+
+
+def test_another_games_predictions_are_never_overwritten(checkpoint, test_game, tmp_path, capsys):
+    out = tmp_path / "shared"
+    out.mkdir()
+    other = {"UrlLocal": "england_epl/2015-2016/another game", "predictions": [
+        {"gameTime": "1 - 00:10", "label": "comments", "comment": "theirs", "half": "1", "confidence": "1"}]}
+    (out / "results_dense_captioning.json").write_text(json.dumps(other))
+    before = (out / "results_dense_captioning.json").read_bytes()
+    assert main(["caption", str(test_game / "1_224p.mkv"), "--checkpoint", str(checkpoint), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "another game" in err and "--out" in err and err.count("\n") == 1
+    assert (out / "results_dense_captioning.json").read_bytes() == before and len(list(out.iterdir())) == 1
+
+
+def test_a_malformed_predictions_file_or_config_is_refused_before_the_work(checkpoint, test_game, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    game = "/".join(test_game.resolve().parts[-3:])
+    (out / "results_dense_captioning.json").write_text(json.dumps(
+        {"UrlLocal": game, "predictions": [{"gameTime": "3 - 99:99", "comment": "x"}]}))
+    video = str(test_game / "1_224p.mkv")
+    assert main(["caption", video, "--checkpoint", str(checkpoint), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "prediction 0 is malformed" in err and "gameTime" in err and err.count("\n") == 1
+    assert main(["caption", video, "--checkpoint", str(checkpoint), "--out", str(tmp_path / "o2"),
+                 "--config", '{"decode": {"fps": 1'] ) == 1
+    err = capsys.readouterr().err
+    assert "malformed" in err and err.count("\n") == 1 and not (tmp_path / "o2").exists()

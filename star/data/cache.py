@@ -85,7 +85,8 @@ class CacheWriter:
     def write(self, name: str, array) -> None:
         array = self._check(name, array)
         chunks = (min(len(array), 64), *array.shape[1:]) if array.ndim and len(array) else None
-        self.h5.create_dataset(name, data=array, chunks=chunks, compression="lzf" if chunks else None)
+        self.h5.create_dataset(name, data=array, chunks=chunks, compression="lzf" if chunks else None,
+                               track_times=False)   # no clock time in the file: two builds, the same bytes
 
     def append(self, name: str, array) -> None:
         array = self._check(name, array)
@@ -93,6 +94,7 @@ class CacheWriter:
             self.h5.create_dataset(
                 name, shape=(0, *array.shape[1:]), maxshape=(None, *array.shape[1:]),
                 dtype=array.dtype, chunks=(64 if array.ndim == 1 else 1, *array.shape[1:]), compression="lzf",
+                track_times=False,
             )
         ds = self.h5[name]
         ds.resize(ds.shape[0] + len(array), axis=0)

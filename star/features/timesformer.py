@@ -252,7 +252,9 @@ def read_weights(path: str | Path) -> dict:
     except UnsafeWeightsError:
         raise
     except Exception as exc:  # pickle, safetensors and OS errors all mean the same thing here
-        raise WeightsError(f"{path}: not a readable .pdparams checkpoint ({type(exc).__name__}: {exc})") from None
+        detail = " ".join(str(exc).split())
+        raise WeightsError(f"{path}: not a readable .pdparams or .safetensors file ({type(exc).__name__}: {detail})"
+                           ) from None
     if not isinstance(state, dict):
         raise WeightsError(f"{path}: expected a dict of named arrays, found {type(state).__name__}")
     arrays = {k: v for k, v in state.items() if k != NAME_MAP_KEY}

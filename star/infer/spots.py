@@ -111,7 +111,6 @@ def run(args: argparse.Namespace) -> int:
                     variant=content["variant"], features=str(args.features)),
            "spots": spots, "confidence": [round(float(c), 6) for c in confidence],
            "label": [CAPTION_LABELS[i] for i in label]}
-    out.pop("created")  # a rerun writes the same bytes
     write_text_atomic(args.out, json.dumps(out) + "\n")
     print(f"star spotting-infer: {len(spots)} spots over {len(confidence)} s -> {args.out}")
     return 0

@@ -52,8 +52,36 @@ def _subschema(dotted: str) -> dict:
     return {**node, "$defs": schema().get("$defs", {})}
 
 
+IMPORTED = ("baidu", "resnet", "resnet_pca512")   # encoders read from SoccerNet's .npy files, not computed
+
+
+def cross_key_problems(cfg: dict) -> list[str]:
+    """Rules between keys the schema cannot state, checked with the whole config before any job runs (a rule
+    failing at run time would first make Snakemake delete the outputs the job was to replace)."""
+    problems = []
+    decode, positions, features = cfg["decode"], cfg["positions"], cfg["features"]
+    if positions["backend"] == "classical" and positions["fps"] > decode["fps"] + 1e-9:
+        problems.append(f"positions.fps ({positions['fps']:g}) exceeds decode.fps ({decode['fps']:g}): the classical "
+                        "backend samples positions from the decoded frames")
+    if cfg["dataset"]["source"] == "synthetic":
+        imported = [e for e in features["encoders"] if e in IMPORTED]
+        if imported:
+            problems.append(f"features.encoders: {', '.join(imported)} are imported from SoccerNet's .npy files, "
+                            "which the synthetic world has not (use pptimesformer, or dataset.source: soccernet)")
+    tables = cfg["tables"]["encoder"]
+    if tables is not None and tables not in features["encoders"]:
+        problems.append(f"tables.encoder ({tables}) is not one of features.encoders {features['encoders']}")
+    if positions["backend"] == "sngamestate":
+        unset = [k for k in ("python", "repo") if not positions["sngamestate"][k]]
+        if unset:
+            problems.append(f"positions.backend is sngamestate but positions.sngamestate.{' and .'.join(unset)} "
+                            "is not set")
+    return problems
+
+
 def validate(config: dict, where: str = "config", section: str = "") -> dict:
-    """Return a validated deep copy of `config` with defaults filled; raise ConfigError naming the key."""
+    """Return a validated deep copy of `config` with defaults filled; raise ConfigError naming the key. A whole
+    config (no `section`) is also checked against the cross-key rules."""
     config = copy.deepcopy(config if config is not None else {})
     validator = _validator_filling_defaults()(_subschema(section))
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
@@ -63,6 +91,9 @@ def validate(config: dict, where: str = "config", section: str = "") -> dict:
             key = ".".join(str(p) for p in [*([section] if section else []), *err.absolute_path]) or "<top>"
             lines.append(f"  {key}: {err.message}")
         raise ConfigError(f"invalid configuration in {where}:\n" + "\n".join(lines))
+    problems = [] if section else cross_key_problems(config)
+    if problems:
+        raise ConfigError(f"invalid configuration in {where}:\n" + "\n".join(f"  {p}" for p in problems))
     return config
 
 
@@ -127,6 +158,18 @@ def section(name: str, value: str | dict | None = None) -> dict:
     return validate(value or {}, where=where, section=name)
 
 
+def normalized(value: Any) -> Any:
+    """Whole floats as ints (`fps: 1.0` is `fps: 1`), recursively: equal settings give the same JSON."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: normalized(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [normalized(v) for v in value]
+    return value
+
+
 def to_json(value: Any) -> str:
-    """Canonical JSON (sorted keys): the form rules pass to stages and caches record."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    """Canonical JSON (sorted keys, whole floats as ints): the form rules pass to stages and caches record, so
+    `decode.fps: 1.0` for `1` reruns nothing."""
+    return json.dumps(normalized(value), sort_keys=True, separators=(",", ":"))

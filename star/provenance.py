@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import glob
 import hashlib
 import os
+import re
+import socket
 import tempfile
 from functools import cache
 from pathlib import Path
@@ -107,16 +110,45 @@ def _umask() -> int:
     return mask
 
 
+HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Delete the temporaries of `path` left by a writer on this host that is gone (killed hard: no `finally`
+    ran). A temporary of a live process, or of another host (a shared file system), is left alone."""
+    removed = []
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.{re.escape(HOST)}-(\d+)\..*\.tmp")
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp*"):
+        match = pattern.match(tmp.name)
+        if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success rename it onto `path`, on failure delete it.
 
-    Readers never see a half-written file, and a failed run leaves any previous `path` untouched.
+    Readers never see a half-written file, and a failed run leaves any previous `path` untouched. The temporary
+    is named after the host and process, so the next writer of `path` removes one a hard kill left behind.
     `suffix` ends the temporary name (e.g. ".mkv", for writers that pick the format from the name).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{HOST}-{os.getpid()}.", suffix=f".tmp{suffix}",
+                               dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:

@@ -104,9 +104,9 @@ def test_damaged_tree_reports_each_problem_with_its_file(tree, tmp_path, capsys)
     assert f"5 games, {len(expected)} problems" in report
 
 
-def test_features_longer_than_a_half_are_a_warning_without_video(tree, capsys, monkeypatch):
-    monkeypatch.setattr("star.data.doctor.LONGEST_HALF_S", 20)  # the fixture's 30 s halves now look too long
+def test_features_longer_than_any_half_are_a_problem_without_video(tree, capsys, monkeypatch):
+    monkeypatch.setattr("star.features.import_npy.LONGEST_HALF_S", 15)  # 30-s halves now look too long
     code, report = doctor(capsys, tree)
-    assert code == 0 and "2 games, 0 problems, 2 warnings" in report, report
-    assert f"{tree / GAMES[1] / '1_baidu_soccer_embeddings.npy'}: 30 rows at the baidu rate of 1 fps cover 0.5 min" \
-        in report  # game 0 has videos: its duration is known, no guess needed
+    assert code == 1 and "2 games, 2 problems" in report, report
+    assert f"{tree / GAMES[1] / '1_baidu_soccer_embeddings.npy'}: 30 rows at the declared 1 fps cover 0.5 min, " \
+        "longer than any SoccerNet half" in report  # game 0 has videos: its duration is known, no bound needed

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from star.data.soccernet import read_game_list, soccernet_split
+from star.data.soccernet import check_game_path, read_game_list, soccernet_split
 
 SPLITS = ("train", "valid", "test")
 
@@ -49,6 +49,7 @@ def list_games(config: dict) -> list[Game]:
             raise ValueError("dataset.source is soccernet but dataset.splits names no game list")
     games, seen = [], {}
     for path, split in pairs:
+        check_game_path(path, f"the {split} game list")
         gid = game_id(path)
         if gid in seen:
             raise ValueError(f"games {seen[gid]!r} and {path!r} map to the same id {gid!r}")

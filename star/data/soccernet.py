@@ -104,13 +104,29 @@ def load_labels(path: str | Path) -> GameLabels:
     return out
 
 
+def check_game_path(game: str, where: str) -> str:
+    """A game path must stay inside the data root (and so its outputs inside results/): relative, without `..`."""
+    parts = game.replace("\\", "/").split("/")
+    if game.startswith(("/", "~")) or re.match(r"^[A-Za-z]:", game) or any(p in ("..", ".") for p in parts):
+        raise InputError(f"{where}: game path {game!r} must be relative to the data root, without '..' or '.' "
+                         "(it would lead outside the data root and results/)")
+    if any(not p.strip() for p in parts):
+        raise InputError(f"{where}: game path {game!r} has an empty component")
+    return game
+
+
 def read_game_list(path: str | Path) -> list[str]:
-    """A game list file: one game path per line (relative to the data root); blank lines and # comments skipped."""
+    """A game list file: one game path per line (relative to the data root); blank lines and # comments skipped.
+    A path that is absolute or climbs out with `..` is refused, naming the file and line."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: game list does not exist")
-    games = [line.strip() for line in path.read_text().splitlines()]
-    return [g for g in games if g and not g.startswith("#")]
+    games = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        game = line.strip()
+        if game and not game.startswith("#"):
+            games.append(check_game_path(game, f"{path}:{number}"))
+    return games
 
 
 def soccernet_split(split: str) -> list[str]:

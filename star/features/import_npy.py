@@ -4,7 +4,8 @@ Baidu (8576-d, 1 fps), ResNET_TF2 (2048-d, 2 fps) and its PCA512 (512-d, 2 fps).
 and dim declared in `features.import.<encoder>` after checking them against the file: the dimension must
 match, and when the video's duration is known (`--duration`, the video's container, or a frames cache of the
 half) rows / fps must match it within `tolerance_s`, which catches a 2-fps file declared 1 fps (a known cause of
-irreproducible SoccerNet results). Rows holding NaN or inf are refused. The file is memory-mapped and
+irreproducible SoccerNet results); without one, the rows must reach the half's last annotation and cover no
+more than LONGEST_HALF_S. Complex arrays and rows holding NaN or inf are refused. The file is memory-mapped and
 copied in chunks: a half of Baidu features is 90 MB, the whole split about 87 GB.
 """
 
@@ -21,6 +22,7 @@ from star.data.soccernet import load_labels
 from star.errors import InputError
 
 CHUNK_ROWS = 512
+LONGEST_HALF_S = 3600   # SoccerNet half videos last 45-50 min (55 at most): rows covering more are at another rate
 
 
 class FeaturesFileError(InputError):
@@ -40,19 +42,27 @@ def open_npy(path: str | Path) -> np.ndarray:
         raise FeaturesFileError(f"{path}: expected a 2-D array [rows, dim], found shape {array.shape}")
     if not len(array):
         raise FeaturesFileError(f"{path}: holds no rows")
-    if not np.issubdtype(array.dtype, np.number):
-        raise FeaturesFileError(f"{path}: expected numbers, found dtype {array.dtype}")
+    if array.dtype.kind not in "iuf":   # complex would silently lose its imaginary part in float32
+        raise FeaturesFileError(f"{path}: expected real numbers, found dtype {array.dtype}")
     return array
 
 
 def check_layout(path, array: np.ndarray, spec: dict, encoder: str, duration_s: float | None,
                  last_annotation_s: int | None = None, half: int | None = None) -> None:
     """Dimension against the config; rows against the duration at the declared fps, or, without a video, against
-    the half's last annotation (rows that end before it are at another rate, or truncated)."""
+    the bounds of a half: at least its last annotation (rows that end before it are at a higher rate than declared,
+    or truncated) and at most LONGEST_HALF_S (a 2-fps file read at 1 fps looks twice as long as a 45-min half)."""
     rows, dim = array.shape
     if dim != spec["dim"]:
         raise FeaturesFileError(f"{path}: rows are {dim}-d but features.import.{encoder}.dim is {spec['dim']}")
     covered = rows / spec["fps"]
+    if duration_s is not None and not (np.isfinite(duration_s) and duration_s > 0):
+        raise FeaturesFileError(f"{path}: the half's duration must be a positive number of seconds, not {duration_s}")
+    if duration_s is None and covered > LONGEST_HALF_S + spec["tolerance_s"]:
+        raise FeaturesFileError(
+            f"{path}: {rows} rows at the declared {spec['fps']:g} fps cover {covered / 60:.1f} min, longer than any "
+            f"SoccerNet half (45-50 min; at most {LONGEST_HALF_S // 60} min): the rows fit "
+            f"{rows / (45 * 60):.2f}-{rows / (50 * 60):.2f} fps; check features.import.{encoder}.fps")
     if duration_s is None:
         if last_annotation_s and covered + spec["tolerance_s"] < last_annotation_s:
             raise FeaturesFileError(
@@ -139,6 +149,8 @@ def run(args: argparse.Namespace) -> int:
         else section("features.import")[args.encoder]
     array = open_npy(args.npy)
     duration = args.duration
+    if duration is not None and not (np.isfinite(duration) and duration > 0):   # nan would pass every comparison
+        raise InputError(f"--duration must be a positive number of seconds, not {duration}")
     if args.video:
         duration = video_seconds(args.video)
     elif args.frames:

@@ -20,15 +20,18 @@ import torch
 
 from star.errors import InputError
 from star.provenance import code_hash, record, write_text_atomic
-from star.train.common import (build_model, caption_tokenizer, feature_statistics, fingerprint,
+from star.train.common import (TOKENIZERS, build_model, caption_tokenizer, feature_statistics, fingerprint,
                                method_config, model_inputs, read_config, save_model, source_stamps, split_halves)
 from star.train.datasets import CacheReader, CaptioningDataset, Collate, SpottingDataset
 from star.train.loop import captioning_loss, fit, pick_device, seed_everything, setup_distributed, spotting_loss
 
 
 def stage_code(stage: str, method: str) -> str:
-    """Hash of the code a train stage runs (models are imported by name, so the method's module is named)."""
-    return code_hash(f"star.train.{stage}", f"star.models.{method}")
+    """Hash of the code a train stage runs: its module, the method's model module and, for captioning, the
+    tokenizers (models and tokenizers are imported by name, so they are named here; a spotter's hash leaves out
+    what only captioning runs)."""
+    tokenizers = list(TOKENIZERS.values()) if stage == "captioning" else []
+    return code_hash(f"star.train.{stage}", f"star.models.{method}", *tokenizers)
 
 
 def datasets(stage: str, cfg: dict, train, valid, inputs, reader, seed: int):

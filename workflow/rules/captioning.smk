@@ -63,7 +63,7 @@ rule captioning_infer:
     params:
         args=captioning_infer_args,
         cfg=literal(star_config.to_json({"model": config["model"], "captioning": config["captioning"]})),
-        code=code_hash("star.infer.captions"),
+        code=code_hash("star.infer.captions", *TOKENIZERS.values()),
     threads: 1
     log:
         "results/logs/captioning_infer/{method}_{encoder}_{variant}_{anchors}/{gamepath}.log",

@@ -2,7 +2,7 @@
 # sliding window + NMS over every test half. Variants are STaR's ablations (star/train/common.py); blurring is a
 # captioning ablation, so a captioning variant takes its spots from `spotting_variant(variant)`.
 
-from star.train.common import parse_variant, spotting_variant
+from star.train.common import TOKENIZERS, parse_variant, spotting_variant
 from star.train.stage import stage_code as train_code
 
 METHODS = config["methods"]

@@ -87,7 +87,8 @@ def measure(store: Path, games: int, run: str, steps: int) -> dict:
            "model": {"cache_mb": 1024, "standardize": False}}  # statistics would read the whole store once
     main(["spotting-train", "--method", spec["method"], "--variant", spec["variant"], "--manifest", str(manifest),
           "--labels-root", str(store / "world"), "--features", str(store / "features"), "--threads", "2",
-          "--config", json.dumps(cfg), "--out", str(out / "model.pt"), "--report", str(out / "train.json")])
+          "--config", json.dumps(cfg), "--out", str(out / "model.safetensors"),
+          "--report", str(out / "train.json")])
     report = json.loads((out / "train.json").read_text())
     return {"run": run, "halves": 2 * len(chosen), "steps": report["steps"], "batch": spec["batch_size"],
             "samples_per_s": round(report["steps_this_run"] * spec["batch_size"] / report["train_s"], 2),

@@ -8,7 +8,6 @@ import re
 import shutil
 
 import pytest
-import yaml
 
 from star.caption import half_of
 from star.checkpoint import REQUIRED

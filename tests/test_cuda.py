@@ -62,11 +62,9 @@ def test_trained_on_cuda_captions_on_the_cpu(method, tmp_path):
             "--features", str(store["features"])]
     if method == "star":
         data += ["--positions", str(store["positions"])]
-    model = tmp_path / "captioning.pt"
+    model = tmp_path / "captioning.safetensors"
     assert main(["captioning-train", *data, "--config", json.dumps(cfg), "--out", str(model)]) == 0
-    saved = torch.load(model, weights_only=False)  # no map_location: a CUDA tensor inside would come back as one
-    assert not any(t.is_cuda for t in saved["state_dict"].values())
-    assert load_model(model, "captioning")[1]["method"] == method
+    assert load_model(model, "captioning")[1]["method"] == method   # on a machine that may have no GPU
 
     test = store["games"][2]
     features = [str(store["features"] / test.id / f"{h}.h5") for h in (1, 2)]

@@ -41,9 +41,9 @@ def trained(tmp_path_factory):
               "--features", str(store["features"]), "--config", cfg]
     out = store["root"] / "models"
     for stage in ("spotting", "captioning"):
-        assert main([f"{stage}-train", *common, "--out", str(out / f"{stage}.pt"),
+        assert main([f"{stage}-train", *common, "--out", str(out / f"{stage}.safetensors"),
                      "--report", str(out / f"{stage}.json")]) == 0
-    return {**store, "cfg": cfg, "spotter": out / "spotting.pt", "captioner": out / "captioning.pt"}
+    return {**store, "cfg": cfg, "spotter": out / "spotting.safetensors", "captioner": out / "captioning.safetensors"}
 
 
 def test_training_writes_the_model_and_a_report_and_no_checkpoint(trained):
@@ -132,19 +132,19 @@ def test_star_reads_positions_and_global_features_through_every_stage(trained, t
               str(trained["labels_root"]), "--features", str(trained["features"]), "--positions",
               str(trained["positions"]), "--config", cfg]
     for stage in ("spotting", "captioning"):
-        assert main([f"{stage}-train", *common, "--out", str(tmp_path / f"{stage}.pt")]) == 0
+        assert main([f"{stage}-train", *common, "--out", str(tmp_path / f"{stage}.safetensors")]) == 0
     halves = [(str(trained["features"] / test.id / f"{h}.h5"), str(trained["positions"] / test.id / f"{h}.h5"))
               for h in (1, 2)]
     spots = []
     for h, (features, positions) in enumerate(halves, 1):
         spots.append(str(tmp_path / f"spots{h}.json"))
-        assert main(["spotting-infer", "--model", str(tmp_path / "spotting.pt"), "--features", features,
+        assert main(["spotting-infer", "--model", str(tmp_path / "spotting.safetensors"), "--features", features,
                      "--positions", positions, "--out", spots[-1], "--config", cfg]) == 0
     out = tmp_path / "pred.json"
-    assert main(["captioning-infer", "--model", str(tmp_path / "captioning.pt"), "--game-path", test.path,
+    assert main(["captioning-infer", "--model", str(tmp_path / "captioning.safetensors"), "--game-path", test.path,
                  "--features", *(f for f, _ in halves), "--positions", *(p for _, p in halves), "--spots", *spots,
                  "--out", str(out), "--config", cfg]) == 0
     predictions, _ = load_predictions(out)
     assert predictions[1] and predictions[2]
-    _, content = load_model(tmp_path / "captioning.pt", "captioning")
+    _, content = load_model(tmp_path / "captioning.safetensors", "captioning")
     assert content["model_cfg"].use_positions and content["norm"] is not None   # standardised inputs, saved

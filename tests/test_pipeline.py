@@ -35,7 +35,7 @@ def test_table1_from_the_tiny_world(tiny_world, tmp_path):
         assert len(predictions) == 1   # the one test game
         halves, _ = load_predictions(predictions[0])
         assert halves[1] and halves[2]   # at least one caption per half
-        assert (work / f"results/spotting/{method}/pptimesformer/default/model.pt").is_file()
+        assert (work / f"results/spotting/{method}/pptimesformer/default/model.safetensors").is_file()
         assert not list((work / "results").rglob("*.ckpt"))
 
     assert planned_jobs(snakemake(work, "-n", *configs, "--", "results/table1.csv")) == {}

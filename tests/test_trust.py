@@ -11,7 +11,6 @@ import torch
 
 from star.cli import main
 from star.data.cache import write_cache
-from star.features import timesformer as tf
 from star.features.pdparams import UnsafeWeightsError, read_pdparams
 from star.provenance import record
 from star.train.loop import read_checkpoint

@@ -62,7 +62,8 @@ def check_layout(path, array: np.ndarray, spec: dict, encoder: str, duration_s: 
         raise FeaturesFileError(
             f"{path}: {rows} rows at the declared {spec['fps']:g} fps cover {covered / 60:.1f} min, longer than any "
             f"SoccerNet half (45-50 min; at most {LONGEST_HALF_S // 60} min): the rows fit "
-            f"{rows / (45 * 60):.2f}-{rows / (50 * 60):.2f} fps; check features.import.{encoder}.fps")
+            f"{rows / (50 * 60):.2f}-{rows / (45 * 60):.2f} fps for a 45-50 min half; "
+            f"check features.import.{encoder}.fps")
     if duration_s is None:
         if last_annotation_s and covered + spec["tolerance_s"] < last_annotation_s:
             raise FeaturesFileError(

@@ -269,7 +269,8 @@ def load_model(path: str | Path, stage: str, device: torch.device | str = "cpu")
     if content.get("stage") != stage:
         raise ModelFileError(f"{path}: not a {stage} model (found {content.get('stage')!r})")
     model_cfg = model_config(content["method"], content["preset"], content["config"])
-    files = {k.removeprefix("tokenizer."): v.numpy().tobytes() for k, v in tensors.items() if k.startswith("tokenizer.")}
+    files = {k.removeprefix("tokenizer."): v.numpy().tobytes() for k, v in tensors.items()
+             if k.startswith("tokenizer.")}
     tokenizer = None if content["tokenizer"] is None else read_tokenizer(content["tokenizer"], files, path)
     model = build_model(stage, content["method"], model_cfg, content["feature_dim"], tokenizer)
     state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}

@@ -142,7 +142,7 @@ def model_card(cfg: dict, meta: dict, method: str, variant: str, encoder: str, m
     if scores is None:
         lines.append(f"- metrics: not evaluated ({metrics} was not found)")
     else:
-        shown = {k: v for k, v in scores.items() if isinstance(v, (int, float))}
+        shown = {k: v for k, v in scores.get("metrics", {}).items() if isinstance(v, (int, float))}
         lines.append(f"- metrics ({metrics.name}): " + ", ".join(f"{k} {v:.4g}" for k, v in sorted(shown.items())))
     lines += ["", "Weights are safetensors and settings JSON: loading this folder runs no code from it.", ""]
     return "\n".join(lines)

@@ -223,3 +223,18 @@ def test_a_malformed_predictions_file_or_config_is_refused_before_the_work(check
                  "--config", '{"decode": {"fps": 1'] ) == 1
     err = capsys.readouterr().err
     assert "malformed" in err and err.count("\n") == 1 and not (tmp_path / "o2").exists()
+
+
+def test_the_model_card_states_data_config_hash_and_metrics(tmp_path):
+    from star.checkpoint import model_card
+
+    metrics = tmp_path / "spots@30.json"
+    metrics.write_text(json.dumps({"metrics": {"METEOR": 0.21, "F1": 0.5}, "counts": {"games": 1}}))
+    training = {"best_valid_loss": 1.5, "best_step": 40, "steps": 60}
+    meta = {"captioning": {"training": training, "fps": 1, "feature_dim": 192,
+                           "provenance": {"inputs": ["results/features/pptimesformer/g1/1.h5",
+                                                     "results/features/pptimesformer/g2/1.h5"]}},
+            "spotting": {"training": training}}
+    card = model_card({"model": {"preset": "tiny"}}, meta, "star", "default", "pptimesformer", metrics, "abc123")
+    assert "`abc123`" in card and "2 games" in card and "METEOR 0.21" in card and "F1 0.5" in card
+    assert "best valid loss 1.5000 at step 40 of 60" in card

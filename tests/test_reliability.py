@@ -180,6 +180,16 @@ def test_whole_floats_give_the_same_params_as_ints():
     assert star_config.to_json({"lr": 0.5, "xs": [2.0, 2.5]}) == '{"lr":0.5,"xs":[2,2.5]}'
 
 
+def test_a_whole_float_in_the_config_reruns_nothing(tiny_world):
+    from tests.test_workflow import planned_jobs
+
+    floats = tiny_world / "floats.yaml"
+    floats.write_text(yaml.safe_dump({"decode": {"fps": 1.0}, "positions": {"fps": 1.0, "max_players": 32.0}}))
+    proc = snakemake(tiny_world, "-n", "data", "--configfile", "config.yaml", str(tiny_world / "tiny.yaml"),
+                     str(floats))
+    assert planned_jobs(proc) == {}
+
+
 def test_the_spotting_code_hash_leaves_out_the_caption_decoder():
     spotting = set(module_closure("star.train.spotting")) | set(module_closure("star.models.sdvc"))
     assert "star.models.decoder" not in spotting and "star.models.tokenizer" not in spotting

@@ -257,7 +257,7 @@ def read_model_file(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
     if folder:
         tensors.update({f"tokenizer.{p.name}": torch.frombuffer(bytearray(p.read_bytes()), dtype=torch.uint8)
                         for p in sorted(path.iterdir()) if p.name not in (WEIGHTS, MODEL_CONFIG, "README.md")
-                        and p.is_file()})
+                        and p.is_file() and not p.name.startswith(".")})
     return meta, tensors
 
 

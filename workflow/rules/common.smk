@@ -17,10 +17,11 @@ from star import config as star_config
 from star.data.games import list_games
 from star.provenance import code_hash
 
-# Validate once, fill defaults from the schema; a bad key or value stops here with its dotted path.
+# Validate once (schema and cross-key rules, before any job), fill defaults from the schema; a bad key or value
+# stops here with its dotted path. Whole floats become ints (`fps: 1.0` is `fps: 1`): equal settings, equal params.
 _validated = star_config.validate(dict(config), where=" + ".join(map(str, workflow.configfiles)) or "config")
 config.clear()
-config.update(_validated)
+config.update(star_config.normalized(_validated))
 
 ROOT = config["dataset"]["root"].rstrip("/")
 HALVES = config["dataset"]["halves"]

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import torch
@@ -39,7 +38,7 @@ from star.export import write_html, write_srt
 from star.infer.captions import caption_anchors
 from star.infer.spots import spot_half
 from star.positions.localizer import BACKENDS
-from star.provenance import record
+from star.provenance import record, work_dir
 from star.train.common import load_model
 from star.train.datasets import Half, feature_attrs
 from star.train.loop import pick_device
@@ -140,7 +139,7 @@ def caption_video(args: argparse.Namespace) -> int:
     spotter, spot_content = load_model(files["spotting"], "spotting", device)
     captioner, caption_content = load_model(files["captioning"], "captioning", device)
     args.out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=args.out, prefix=".star-caption-") as tmp:
+    with work_dir(args.out, ".star-caption-") as tmp:   # a hard-killed run's folder is removed first
         work = Path(tmp)
         say(f"[1/5] decoding {video} (half {half}) at {cfg['decode']['fps']:g} fps")
         decode_half(video, work / "frames.h5", game, half, cfg["decode"])

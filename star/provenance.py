@@ -12,6 +12,7 @@ import glob
 import hashlib
 import os
 import re
+import shutil
 import socket
 import tempfile
 from functools import cache
@@ -123,17 +124,31 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _gone(match: re.Match | None) -> bool:
+    """A `<host>-<pid>` tag of this host whose process has exited."""
+    return bool(match) and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1)))
+
+
 def remove_stale_temporaries(path: Path) -> list[Path]:
     """Delete the temporaries of `path` left by a writer on this host that is gone (killed hard: no `finally`
     ran). A temporary of a live process, or of another host (a shared file system), is left alone."""
     removed = []
     pattern = re.compile(rf"\.{re.escape(path.name)}\.{re.escape(HOST)}-(\d+)\..*\.tmp")
     for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp*"):
-        match = pattern.match(tmp.name)
-        if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
+        if _gone(pattern.match(tmp.name)):
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed
+
+
+def work_dir(parent: Path, prefix: str) -> tempfile.TemporaryDirectory:
+    """A temporary folder in `parent` tagged with host and process, after removing the folders of `prefix` that a
+    hard-killed process of this host left there."""
+    pattern = re.compile(rf"{re.escape(prefix)}{re.escape(HOST)}-(\d+)-")
+    for old in parent.glob(f"{glob.escape(prefix)}*"):
+        if old.is_dir() and _gone(pattern.match(old.name)):
+            shutil.rmtree(old, ignore_errors=True)
+    return tempfile.TemporaryDirectory(dir=parent, prefix=f"{prefix}{HOST}-{os.getpid()}-")
 
 
 @contextlib.contextmanager

@@ -166,6 +166,21 @@ def test_the_next_writer_removes_temporaries_a_killed_writer_left(tmp_path):
     assert remove_stale_temporaries(out) == []
 
 
+def test_a_killed_runs_work_folder_is_removed_by_the_next_run(tmp_path):
+    from star.provenance import HOST, work_dir
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".star-caption-{HOST}-{dead.pid}-x1"
+    live = tmp_path / f".star-caption-{HOST}-{os.getppid()}-x2"
+    for folder in (stale, live):
+        (folder / "frames.h5").parent.mkdir()
+        (folder / "frames.h5").write_bytes(b"partial")
+    with work_dir(tmp_path, ".star-caption-") as tmp:
+        assert os.path.isdir(tmp) and not stale.exists() and live.exists()
+    assert not os.path.exists(tmp)
+
+
 def test_the_recovery_commands_are_documented():
     text = (REPO / "docs/reliability.md").read_text()
     assert "--unlock" in text and "--rerun-incomplete" in text

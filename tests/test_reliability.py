@@ -222,6 +222,24 @@ def test_evaluate_refuses_a_bad_confidence_level_before_starting_java(tmp_path, 
     assert "--ci must be a confidence level between 0 and 1" in err and err.count("\n") == 1
 
 
+def test_evaluate_prints_the_users_warnings_but_not_the_scorers_resource_warnings(tmp_path, capsys, monkeypatch):
+    import warnings
+
+    from star import evaluate as star_evaluate
+
+    def fake_evaluate(*args, **kwargs):
+        warnings.warn("unclosed file <_io.BufferedWriter name=5>", ResourceWarning)   # a scorer's pipe
+        warnings.warn("1 prediction has a label outside the dictionary: goal", UserWarning)
+        counts = dict.fromkeys(("games", "halves", "ground_truths", "predictions", "pairs",
+                                "unmatched_predictions"), 0)
+        return {"window": 30, "seed": 0, "counts": counts, "metrics": dict.fromkeys(star_evaluate.METRICS, 0.0)}
+
+    monkeypatch.setattr(star_evaluate, "evaluate", fake_evaluate)
+    assert main(["evaluate", str(tmp_path), str(tmp_path), "--games", str(write_list(tmp_path, "a/b/c"))]) == 0
+    err = capsys.readouterr().err
+    assert "outside the dictionary" in err and "ResourceWarning" not in err and "unclosed" not in err
+
+
 def test_download_of_videos_without_a_terminal_or_password_is_one_line(tmp_path):
     pytest.importorskip("SoccerNet")
     env = {k: v for k, v in os.environ.items() if k != "SOCCERNET_PASSWORD"}

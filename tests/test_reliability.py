@@ -228,8 +228,8 @@ def test_evaluate_prints_the_users_warnings_but_not_the_scorers_resource_warning
     from star import evaluate as star_evaluate
 
     def fake_evaluate(*args, **kwargs):
-        warnings.warn("unclosed file <_io.BufferedWriter name=5>", ResourceWarning)   # a scorer's pipe
-        warnings.warn("1 prediction has a label outside the dictionary: goal", UserWarning)
+        warnings.warn("unclosed file <_io.BufferedWriter name=5>", ResourceWarning, stacklevel=1)   # a scorer's pipe
+        warnings.warn("1 prediction has a label outside the dictionary: goal", UserWarning, stacklevel=1)
         counts = dict.fromkeys(("games", "halves", "ground_truths", "predictions", "pairs",
                                 "unmatched_predictions"), 0)
         return {"window": 30, "seed": 0, "counts": counts, "metrics": dict.fromkeys(star_evaluate.METRICS, 0.0)}

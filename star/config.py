@@ -1,5 +1,6 @@
 """The pipeline configuration: YAML files merged in order, validated against `config.schema.yaml`,
-defaults filled from the schema (the one place that states them).
+defaults filled from the schema (the one place that states them), except the training and inference settings a
+model preset carries (`PRESET_CONFIG`: what `model.preset: paper` sets where the config files do not).
 
 Snakemake validates the same schema in `workflow/rules/common.smk`; the stages get their section as JSON
 through a rule param, so editing one section reruns only the stages that read it.
@@ -28,6 +29,27 @@ class ConfigError(InputError):
 @lru_cache(maxsize=1)
 def schema() -> dict:
     return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+# The paper's training and inference settings (docs/paper-preset.md gives each one's source; the models' own sizes
+# are the `paper` presets of their config dataclasses). Values the user's files set win over these.
+PAPER_TRAIN = {"lr": 5e-5, "batch_size": 16, "epochs": 15, "schedule": "epoch_cosine", "warmup_steps": 0,
+               "grad_clip": 1.0, "weight_decay": 0.01, "eval_every": None, "patience": 15}
+PRESET_CONFIG = {
+    "tiny": {},  # the schema's defaults are the embedded world's
+    "paper": {
+        "spotting": {"selection": None, "nms_window_s": 30, "threshold": 0.7, "train": PAPER_TRAIN},
+        "captioning": {"max_tokens": 100, "train": PAPER_TRAIN},
+    },
+}
+
+
+def with_preset(config: dict) -> dict:
+    """`config` over the settings of its model preset (the schema's default preset when it names none)."""
+    model = config.get("model")
+    preset = model.get("preset") if isinstance(model, dict) else None
+    preset = preset or schema()["properties"]["model"]["properties"]["preset"]["default"]
+    return deep_merge(PRESET_CONFIG.get(preset, {}), config) if isinstance(preset, str) else config
 
 
 def _validator_filling_defaults():
@@ -81,8 +103,10 @@ def cross_key_problems(cfg: dict) -> list[str]:
 
 def validate(config: dict, where: str = "config", section: str = "") -> dict:
     """Return a validated deep copy of `config` with defaults filled; raise ConfigError naming the key. A whole
-    config (no `section`) is also checked against the cross-key rules."""
+    config (no `section`) also gets its model preset's settings and is checked against the cross-key rules."""
     config = copy.deepcopy(config if config is not None else {})
+    if not section and isinstance(config, dict):
+        config = with_preset(config)
     validator = _validator_filling_defaults()(_subschema(section))
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:

@@ -37,9 +37,10 @@ def tiny_config(**overrides) -> STaRConfig:
     return STaRConfig.tiny(**{**sizes, **overrides})
 
 
-def test_sss_leaves_frames_without_players_exactly_unchanged():
+@pytest.mark.parametrize("blocks", [0, 2])  # ours (one perceiver attention), the authors' (two blocks)
+def test_sss_leaves_frames_without_players_exactly_unchanged(blocks):
     torch.manual_seed(0)
-    sss = SpatialSemanticSynthesizer(feature_dim=16, low_dim=8, heads=2, dim_head=4)
+    sss = SpatialSemanticSynthesizer(feature_dim=16, low_dim=8, heads=2, dim_head=4, blocks=blocks)
     torch.nn.init.normal_(sss.up.weight)  # W_up starts at zero: make the update visible
     batch = make_batch()
     mask = batch.positions_mask.clone()
@@ -59,8 +60,9 @@ def test_sss_leaves_frames_without_players_exactly_unchanged():
     assert sss.encode_positions.grid.table.grad.abs().sum() > 0
 
 
-def test_untrained_sss_is_the_identity():
-    sss = SpatialSemanticSynthesizer(feature_dim=16, low_dim=8, heads=2, dim_head=4)
+@pytest.mark.parametrize("blocks", [0, 2])
+def test_untrained_sss_is_the_identity(blocks):
+    sss = SpatialSemanticSynthesizer(feature_dim=16, low_dim=8, heads=2, dim_head=4, blocks=blocks)
     batch = make_batch()
     torch.testing.assert_close(sss(batch.local, batch.positions, batch.positions_mask), batch.local)
 
@@ -196,3 +198,30 @@ def test_paper_preset_trains_and_beam_searches_at_batch_1():
     model.eval()
     captions = model.generate(batch, beam_size=2, max_tokens=2)
     assert len(captions) == 1 and isinstance(captions[0], str)
+
+
+def test_sss_blocks_let_frames_of_the_window_inform_each_other_but_not_padding():
+    torch.manual_seed(0)
+    sss = SpatialSemanticSynthesizer(feature_dim=16, low_dim=8, heads=2, dim_head=4, blocks=2)
+    torch.nn.init.normal_(sss.up.weight)
+    batch = make_batch()
+    mask = batch.positions_mask | True  # every slot a player
+    frames = torch.ones(3, 6, dtype=torch.bool)
+    frames[0, 5] = False  # padding frame
+    out = sss(batch.local, batch.positions, mask, frames)
+    other = batch.local.clone()
+    other[0, 1] += 1.0  # another real frame of sample 0 changes: frame 3 hears it through self-attention
+    assert not torch.allclose(sss(other, batch.positions, mask, frames)[0, 3], out[0, 3])
+    padded = batch.local.clone()
+    padded[0, 5] += 100.0  # the padding frame changes: no real frame hears it
+    torch.testing.assert_close(sss(padded, batch.positions, mask, frames)[0, :5], out[0, :5])
+
+
+def test_paper_global_stage_has_two_layers_then_six_local():
+    from star.models.context import GlobalContextCapturer
+
+    cfg = STaRConfig.paper()
+    assert (cfg.global_depth, cfg.depth, cfg.dropout) == (2, 6, 0.0)
+    assert (cfg.sss_dim, cfg.sss_blocks, cfg.sss_heads, cfg.sss_dim_head) == (24, 2, 16, 96)
+    gcc = GlobalContextCapturer(16, 64, depth=cfg.depth, global_depth=cfg.global_depth, heads=2, dim_head=8)
+    assert (len(gcc.global_resampler.layers), len(gcc.local_resampler.layers)) == (2, 6)

@@ -1,14 +1,23 @@
-"""`star spotting-infer`: the spots of one half, by a sliding window and greedy non-maximum suppression.
+"""`star spotting-infer`: the spots of one half, by a sliding window and each method's spot selection.
 
     star spotting-infer --model results/spotting/star/pptimesformer/default/model.safetensors \\
         --features results/features/pptimesformer/<game>/1.h5 [--positions results/positions/classical/<game>/1.h5] \\
         --out results/spotting/star/pptimesformer/default/spots/<game>/1.json [--config CFG]
 
-The spotter scores the window centred on every whole second of the half (stride 1 s): the confidence of an event
-there is 1 - P(background), its label the most likely caption label. NMS then keeps the best second, removes every
-second within `nms_window_s / 2` of it, and repeats while a confidence of at least `threshold` remains. A half
-where no second reaches the threshold keeps its best one, so every half gets a caption.
-The output JSON holds the spots and every second's confidence and label.
+The spotter scores the window centred on every whole second of the half (stride 1 s): a softmax over background +
+the 13 caption labels. `select_spots` then turns these per-second probabilities into spots by one of three rules
+(`spotting.selection`; null = the method's own, as its public code does it):
+
+- `max_class` (STaR's and Delta's code): a second scores its largest non-background probability, labelled by that
+  class; class-agnostic greedy NMS: the best second is kept and seconds [i - w/2, i + w/2) are suppressed (w =
+  `nms_window_s` x fps samples), while a score of at least `threshold` remains. Nothing passes: no spot.
+- `per_label` (SDVC, sn-caption): the same greedy NMS run separately on each label's probability, with
+  `per_label_threshold`; spots of every label are kept (two labels may spot the same second).
+- `background` (ours, the embedded world's default): a second scores 1 - P(background), labelled by its most
+  likely caption label; greedy NMS removes every second within `nms_window_s / 2` of a kept one while a score of
+  at least `threshold` remains, and a half where nothing passes keeps its best second, so every half gets a caption.
+
+The output JSON holds the spots and every second's confidence (the rule's score) and most likely label.
 """
 
 from __future__ import annotations
@@ -52,6 +61,48 @@ def nms(scores: np.ndarray, window_s: float, threshold: float, fps: float = 1.0)
     return kept
 
 
+SELECTIONS = ("max_class", "per_label", "background")
+METHOD_SELECTION = {"sdvc": "per_label", "delta": "max_class", "star": "max_class"}  # each method's own code
+
+
+def selection_rule(section: dict, method: str) -> str:
+    """The spot selection of `method` under the spotting config (null = the method's own)."""
+    return section.get("selection") or METHOD_SELECTION[method]
+
+
+def greedy_windows(scores: np.ndarray, window: float, threshold: float) -> list[int]:
+    """Greedy NMS as sn-caption's and STaR's code do it: while the best remaining score is >= threshold, keep its
+    sample i (the first on ties) and suppress samples [i - window/2, i + window/2) (bounds truncated to ints)."""
+    scores = np.array(scores, np.float64)  # a copy: suppressed samples are set to -1
+    kept = []
+    while len(scores) and scores.max() >= threshold:
+        best = int(np.argmax(scores))
+        kept.append(best)
+        scores[max(int(best - window / 2), 0):min(best + int(window / 2), len(scores))] = -1
+    return kept
+
+
+def select_spots(probs: np.ndarray, rule: str, window_s: float, threshold: float, per_label_threshold: float,
+                 fps: float = 1.0) -> list[tuple[int, int, float]]:
+    """Spots of one half from per-sample class probabilities [S, 1 + n_labels] (background first): a list of
+    (sample index, label index into CAPTION_LABELS, confidence), in time order (then label)."""
+    probs = np.asarray(probs, np.float64)
+    labels = probs[:, 1:]  # [S, n_labels]
+    if rule == "background":
+        confidence = 1 - probs[:, 0]
+        spots = [(i, int(labels[i].argmax()), confidence[i]) for i in nms(confidence, window_s, threshold, fps)]
+    elif rule == "max_class":
+        best = labels.max(1) if len(labels) else np.zeros(0)
+        spots = [(i, int(labels[i].argmax()), best[i])
+                 for i in greedy_windows(best, window_s * fps, threshold)]
+    elif rule == "per_label":
+        spots = [(i, k, labels[i, k]) for k in range(labels.shape[1])
+                 for i in greedy_windows(labels[:, k], window_s * fps, per_label_threshold)]
+    else:
+        raise ValueError(f"unknown spot selection {rule!r} (expected one of {', '.join(SELECTIONS)})")
+    return sorted((int(i), int(k), float(c)) for i, k, c in spots)
+
+
 class SecondsDataset(WindowDataset):
     """The windows centred on every whole second of one half."""
 
@@ -65,29 +116,28 @@ class SecondsDataset(WindowDataset):
 
 @torch.no_grad()
 def score_half(model: torch.nn.Module, dataset: SecondsDataset, batch_size: int,
-               device: torch.device) -> tuple[np.ndarray, np.ndarray]:
-    """(confidence [S] = 1 - P(background), label index [S] into CAPTION_LABELS) of every second."""
+               device: torch.device) -> np.ndarray:
+    """Class probabilities [S, 1 + n_labels] (background first) of every second."""
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=Collate())
-    confidence, label = [], []
+    probs = []
     for batch in tqdm(loader, desc="spotting", unit="batch", mininterval=2.0):
-        probs = model(batch.to(device)).float().softmax(-1)  # [B, 1 + n_labels]
-        confidence.append(1 - probs[:, 0])
-        label.append(probs[:, 1:].argmax(-1))
-    return torch.cat(confidence).cpu().numpy(), torch.cat(label).cpu().numpy()
+        probs.append(model(batch.to(device)).float().softmax(-1))  # [B, 1 + n_labels]
+    return torch.cat(probs).cpu().numpy()
 
 
 def spot_half(model: torch.nn.Module, content: dict, features: Path, positions: Path | None, section: dict,
               device: torch.device) -> tuple[list[dict], np.ndarray, np.ndarray]:
-    """(spots, confidence [S], label index [S]) of one half: every second scored, then NMS."""
+    """(spots, confidence [S], label index [S]) of one half: every second scored, then the selection rule."""
     length, fps, dim = feature_attrs(features)
     half = Half(Game("", "", ""), 0, features, positions, (), length, fps, dim)
     inputs = inputs_of(content, "spotting", features)
     reader = CacheReader(global_stride=getattr(content["model_cfg"], "global_stride", 1))
-    confidence, label = score_half(model, SecondsDataset(half, inputs, reader), section["infer_batch_size"], device)
-    kept = nms(confidence, section["nms_window_s"], section["threshold"])
-    spots = [{"seconds": int(s), "label": CAPTION_LABELS[label[s]], "confidence": round(float(confidence[s]), 6)}
-             for s in sorted(kept)]
-    return spots, confidence, label
+    probs = score_half(model, SecondsDataset(half, inputs, reader), section["infer_batch_size"], device)
+    rule = selection_rule(section, content["method"])
+    kept = select_spots(probs, rule, section["nms_window_s"], section["threshold"], section["per_label_threshold"])
+    spots = [{"seconds": s, "label": CAPTION_LABELS[k], "confidence": round(c, 6)} for s, k, c in kept]
+    confidence = 1 - probs[:, 0] if rule == "background" else probs[:, 1:].max(1, initial=0.0)
+    return spots, confidence, probs[:, 1:].argmax(1)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -108,7 +158,8 @@ def run(args: argparse.Namespace) -> int:
     spots, confidence, label = spot_half(model, content, args.features, args.positions, section, device)
     used = {"spotting": section, "model": cfg["model"]}
     out = {**record("spotting-infer", used, code_hash(__name__), sources=[args.model], method=content["method"],
-                    variant=content["variant"], features=str(args.features)),
+                    variant=content["variant"], features=str(args.features),
+                    selection=selection_rule(section, content["method"])),
            "spots": spots, "confidence": [round(float(c), 6) for c in confidence],
            "label": [CAPTION_LABELS[i] for i in label]}
     write_text_atomic(args.out, json.dumps(out) + "\n")

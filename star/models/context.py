@@ -62,14 +62,15 @@ class GlobalContextCapturer(nn.Module):
 
     def __init__(self, feature_dim: int, dim: int, num_latents: int = 8, depth: int = 6, dim_head: int = 96,
                  heads: int = 16, ff_mult: int = 4, dropout: float = 0.0, use_global: bool = True,
-                 global_stride: int = 1):
+                 global_stride: int = 1, global_depth: int | None = None):
         super().__init__()
         self.global_stride = global_stride
         self.project = nn.Linear(feature_dim, dim)  # shared by the global and the local features
         self.latents = nn.Parameter(torch.randn(num_latents, dim) * 0.02)
-        resampler = lambda: PerceiverResampler(dim, depth, dim_head, heads, ff_mult, dropout)
-        self.global_resampler = resampler() if use_global else None
-        self.local_resampler = resampler()
+        resampler = lambda layers: PerceiverResampler(dim, layers, dim_head, heads, ff_mult, dropout)
+        # global stage: `global_depth` layers (the paper's two), then `depth` local layers
+        self.global_resampler = resampler(global_depth or depth) if use_global else None
+        self.local_resampler = resampler(depth)
 
     def select_global(self, global_, global_mask, times):
         """GCC reads every global frame."""

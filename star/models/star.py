@@ -43,13 +43,14 @@ if TYPE_CHECKING:
 class STaRConfig:
     spotting_window_s: int = 30         # local window (s) of both stages (the authors' settings: 30)
     captioning_window_s: int = 30
-    dim: int = 768                      # latent width d: features are projected to it
-    num_latents: int = 8
-    depth: int = 6                      # perceiver layers in each resampler (global and local stage)
+    dim: int = 768                      # latent width d: features are projected to it (paper §4.1)
+    num_latents: int = 8                # (paper §4.1)
+    global_depth: int = 2               # perceiver layers of the global stage (paper §4.1: two)
+    depth: int = 6                      # perceiver layers of the local stage (the authors' code: 6)
     heads: int = 16
     dim_head: int = 96
     ff_mult: int = 4
-    dropout: float = 0.1
+    dropout: float = 0.0                # the authors' code: none
     # SSS: hash grid (tiny-cuda-nn HashGrid) -> bias-free MLP -> position_dim per player
     max_players: int = 32
     position_dim: int = 24
@@ -61,9 +62,11 @@ class STaRConfig:
     mlp_width: int = 64
     mlp_layers: int = 2
     grid_backend: str = "auto"          # auto: tinycudann on CUDA when installed, else pure PyTorch
-    sss_dim: int = 64                   # d' of the SSS attention (W_down: D -> d')
-    sss_heads: int = 4
-    sss_dim_head: int = 16
+    sss_dim: int = 24                   # d' of the SSS attention (W_down: D -> d'; the authors' code: 24)
+    sss_heads: int = 16
+    sss_dim_head: int = 96
+    sss_blocks: int = 2                 # [self-attention, cross-attention to the players, FF] blocks (authors: 2);
+                                        # 0: one perceiver cross-attention per frame (ours, the tiny preset's)
     # PCC
     filter_alpha: float = 0.2           # Filter keeps every round(1 / alpha)-th global frame
     memory_tau: float = 0.9             # Memory re-inserts frames whose best cosine to the kept ones is below
@@ -77,8 +80,9 @@ class STaRConfig:
 
     @classmethod
     def paper(cls, **overrides) -> STaRConfig:
-        """The paper's settings: d=768, 8 latents, perceiver depth 6 x 16 heads x 96, GPT-2 medium (random unless
-        `decoder.pretrained` names a local model directory)."""
+        """The paper's settings, completed by the authors' code (docs/paper-preset.md): d=768, 8 latents, 2 global
+        + 6 local perceiver layers of 16 heads x 96, no dropout, SSS d'=24 in two blocks, GPT-2 medium with two
+        adapters per block (random unless `decoder.pretrained` names a local model directory)."""
         decoder = DecoderConfig(n_layer=24, n_embd=1024, n_head=16, n_positions=1024, adapter_dim=128,
                                 adapter_heads=8)
         return cls(**{"decoder": decoder, **overrides})
@@ -87,7 +91,8 @@ class STaRConfig:
     def tiny(cls, **overrides) -> STaRConfig:
         """Sized for the synthetic world on a 2-core CPU (a training step of 32 samples well under a second)."""
         # 8 grid levels reach 16 * 1.447^7 = 212 vertices across the pitch (~0.5 m): fine enough for its players
-        sizes = dict(dim=128, depth=1, heads=4, dim_head=32, grid_levels=8, grid_log2_table=14, sss_dim=32)
+        sizes = dict(dim=128, global_depth=1, depth=1, heads=4, dim_head=32, dropout=0.1, grid_levels=8,
+                     grid_log2_table=14, sss_dim=32, sss_heads=4, sss_dim_head=16, sss_blocks=0)
         return cls(**{**sizes, **overrides})
 
 
@@ -132,21 +137,21 @@ class STaRBase(nn.Module):
         self.cfg = cfg
         self.feature_norm = FeatureNorm(feature_dim)
         self.sss = (SpatialSemanticSynthesizer(feature_dim, cfg.sss_dim, cfg.sss_heads, cfg.sss_dim_head,
-                                               position_encoder(cfg))
+                                               position_encoder(cfg), cfg.sss_blocks)
                     if cfg.use_positions else None)
 
     def capturer_args(self) -> dict:
         cfg = self.cfg
         return dict(num_latents=cfg.num_latents, depth=cfg.depth, dim_head=cfg.dim_head, heads=cfg.heads,
                     ff_mult=cfg.ff_mult, dropout=cfg.dropout, use_global=cfg.use_global,
-                    global_stride=cfg.global_stride)
+                    global_stride=cfg.global_stride, global_depth=cfg.global_depth)
 
     def local_features(self, batch: Batch) -> torch.Tensor:
         """The window's standardised features, enriched by the SSS when positions are used: [B, T, D]."""
         local = self.feature_norm(batch.local, batch.local_mask)
         if self.sss is None:
             return local
-        return self.sss(local, batch.positions, batch.positions_mask & batch.local_mask[..., None])
+        return self.sss(local, batch.positions, batch.positions_mask & batch.local_mask[..., None], batch.local_mask)
 
     def global_features(self, batch: Batch) -> torch.Tensor:
         if not self.cfg.use_global:  # never read: spare a copy of the half

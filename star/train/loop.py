@@ -136,6 +136,25 @@ def warmup_cosine(warmup: int, total: int, floor: float = 0.1) -> Callable[[int]
     return factor
 
 
+def epoch_cosine(steps_per_epoch: int, epochs: int) -> Callable[[int], float]:
+    """Learning-rate factor held through each epoch, cosine-decayed over epochs (epoch e of E: (1 + cos(pi e/E))/2),
+    as a CosineAnnealingLR(T_max=E) stepped once per epoch."""
+    def factor(step: int) -> float:
+        return 0.5 * (1 + math.cos(math.pi * (step // steps_per_epoch) / epochs))
+    return factor
+
+
+def schedule(train_set, cfg: dict, seed: int, dist: Dist = Dist()) -> tuple[int, int, Callable[[int], float]]:
+    """(total steps, steps per epoch, learning-rate factor) of a train section: `epochs` (when set) or `steps`
+    long; an epoch is the steps `step_batches` makes of one epoch order."""
+    order = train_set.epoch_order(np.random.default_rng([seed, 0]))
+    per_epoch = max(1, len(order) // (cfg["batch_size"] * dist.world))
+    total = cfg["epochs"] * per_epoch if cfg.get("epochs") else cfg["steps"]
+    if cfg.get("schedule", "warmup_cosine") == "epoch_cosine":
+        return total, per_epoch, epoch_cosine(per_epoch, math.ceil(total / per_epoch))
+    return total, per_epoch, warmup_cosine(cfg["warmup_steps"], total)
+
+
 def loader(dataset, collate, batches, workers: int, device: torch.device) -> torch.utils.data.DataLoader:
     # its own generator: starting an iterator must not draw from torch's global RNG (dropout's), or a resumed run
     # (one iterator fewer) would drift from an uninterrupted one
@@ -179,8 +198,8 @@ def fit(model: torch.nn.Module, loss_fn, train_set, valid_set, collate, cfg: dic
         after_step: Callable[[int], None] | None = None) -> dict:
     """Train `model` in place (it ends with the best validation weights) and return the training curve.
 
-    `cfg` is a `train` section of the config (steps, batch_size, lr, weight_decay, warmup_steps, grad_clip,
-    eval_every, patience, checkpoint_every, workers). `after_step(step)` runs after each optimizer step (tests
+    `cfg` is a `train` section of the config (steps or epochs, schedule, batch_size, lr, weight_decay,
+    warmup_steps, grad_clip, eval_every (None: once per epoch), patience, checkpoint_every, workers). `after_step(step)` runs after each optimizer step (tests
     use it to interrupt a run).
     """
     checkpoint = Path(checkpoint)
@@ -189,7 +208,9 @@ def fit(model: torch.nn.Module, loss_fn, train_set, valid_set, collate, cfg: dic
                                                          else None) if dist.world > 1 else model)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg["lr"],
                                   weight_decay=cfg["weight_decay"])
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(cfg["warmup_steps"], cfg["steps"]))
+    total, per_epoch, lr_factor = schedule(train_set, cfg, seed, dist)
+    eval_every = cfg["eval_every"] or per_epoch
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
     state = {"step": 0, "best_loss": math.inf, "best_step": 0, "best_model": None, "bad_evals": 0, "curve": []}
 
     resumed = read_checkpoint(checkpoint)
@@ -222,10 +243,10 @@ def fit(model: torch.nn.Module, loss_fn, train_set, valid_set, collate, cfg: dic
     stopped = state.get("stopped", False)
     batches = step_batches(train_set, cfg["batch_size"], seed, state["step"], dist)
     data = iter(loader(train_set, collate, batches, cfg["workers"], device))
-    progress = tqdm(total=cfg["steps"], initial=state["step"], desc=desc, unit="step", disable=not dist.main,
+    progress = tqdm(total=total, initial=state["step"], desc=desc, unit="step", disable=not dist.main,
                     mininterval=2.0)
     running, started, start_step = None, time.perf_counter(), state["step"]
-    while state["step"] < cfg["steps"] and not stopped:
+    while state["step"] < total and not stopped:
         batch = next(data).to(device, non_blocking=True)
         loss = loss_fn(replica, batch)
         optimizer.zero_grad(set_to_none=True)
@@ -239,10 +260,10 @@ def fit(model: torch.nn.Module, loss_fn, train_set, valid_set, collate, cfg: dic
         running = value if running is None else 0.9 * running + 0.1 * value
         progress.update(1)
         progress.set_postfix(loss=f"{running:.3f}", refresh=False)
-        if state["step"] % cfg["eval_every"] == 0 or state["step"] == cfg["steps"]:
+        if state["step"] % eval_every == 0 or state["step"] == total:
             stopped = state["stopped"] = evaluate()
             state["curve"][-1]["train_loss"] = running
-        if state["step"] % cfg["checkpoint_every"] == 0 or state["step"] == cfg["steps"] or stopped:
+        if state["step"] % cfg["checkpoint_every"] == 0 or state["step"] == total or stopped:
             save_checkpoint()
         if after_step is not None:
             after_step(state["step"])

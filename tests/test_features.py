@@ -150,6 +150,24 @@ def test_clip_frames_are_centred_and_clamped():
     assert two_fps[2].tolist() == [2, 3, 4, 5]     # 1.0, 1.5, 2.0, 2.5 s
 
 
+def test_baidu_aligned_clips_sample_their_window_from_their_second_on():
+    # Baidu's SoccerNet features: clip i's 16 frames over [i, i + 5 s); decoded at 4 fps, clip 10 reads 10.0 s
+    # (frame 40) to 14.6875 s (nearest frame 58.75 -> 59), every 0.3125 s
+    times = np.arange(0, 60, 0.25)
+    index = clip_frame_indices(times, fps=4.0, frames=16, window_s=5.0, alignment="start")
+    assert index.shape == (60, 16)
+    assert index[10, 0] == 40 and index[10, -1] == 59
+    assert times[index[10]].min() >= 10.0 and times[index[10]].max() < 15.0
+    centred = clip_frame_indices(times, fps=4.0, frames=16, window_s=5.0, alignment="centre")
+    assert times[centred[10, 0]] == 7.5  # a centred clip starts 2.5 s earlier
+    from star.config import section
+    from star.features.extract import clip_window
+
+    assert clip_window(section("features.pptimesformer", {"preset": "base"})) == (5.0, "start")
+    assert clip_window(section("features.pptimesformer", {"preset": "tiny"})) == (4.0, "centre")
+    assert clip_window(section("features.pptimesformer", {"preset": "base", "alignment": "centre"})) == (5.0, "centre")
+
+
 def test_extract_features_cache(tiny_weights, tmp_path, capsys):
     frames = write_frames(tmp_path / "frames.h5", 9, game="game-a", half=2)
     outs = []

@@ -1,7 +1,8 @@
 """`star features-extract`: PP-TimesFormer clip features of one half, one per second of video (1 fps).
 
-Clip i is centred on t_i = i s and samples T frames at t_i + window_s * (k/T - 1/2), k = 0..T-1, each the
-nearest decoded frame (clamped at the video's ends). Frames are resized (short side to the model's size,
+Clip i samples T frames at i + window_s * k/T - shift, k = 0..T-1, each the nearest decoded frame (clamped at
+the video's ends): shift 0 (`alignment: start`, the window [i, i + window_s) as Baidu's SoccerNet features, the
+`base` preset's default) or window_s / 2 (`centre`, the clip centred on its second, the `tiny` preset's). Frames are resized (short side to the model's size,
 bilinear) and centre-cropped, as PaddleVideo does, and scaled to [0, 1]. The frames cache is read in slices,
 one batch of clips at a time, so memory does not grow with the half's length.
 
@@ -30,11 +31,23 @@ ENCODER = "pptimesformer"
 FEATURE_FPS = 1.0
 
 
-def clip_sample_times(n_clips: int, frames: int, window_s: float) -> np.ndarray:
-    """[n_clips, T] video times of the T frames of each clip; clip i is centred on i seconds."""
-    centres = np.arange(n_clips, dtype=np.float64) / FEATURE_FPS
-    offsets = window_s * (np.arange(frames) / frames - 0.5)
-    return centres[:, None] + offsets[None, :]
+# preset -> (window_s, alignment) when the config leaves them null
+CLIP_DEFAULTS = {"base": (5.0, "start"), "tiny": (4.0, "centre")}
+
+
+def clip_window(cfg: dict) -> tuple[float, str]:
+    """(window_s, alignment) of a features.pptimesformer section, nulls taken from its preset."""
+    window_s, alignment = CLIP_DEFAULTS[cfg["preset"]]
+    return float(cfg.get("window_s") or window_s), cfg.get("alignment") or alignment
+
+
+def clip_sample_times(n_clips: int, frames: int, window_s: float, alignment: str = "centre") -> np.ndarray:
+    """[n_clips, T] video times of the T frames of each clip: over [i, i + window_s) (`start`) or centred on i."""
+    if alignment not in ("start", "centre"):
+        raise ValueError(f"unknown clip alignment {alignment!r} (start or centre)")
+    starts = np.arange(n_clips, dtype=np.float64) / FEATURE_FPS - (window_s / 2 if alignment == "centre" else 0.0)
+    offsets = window_s * np.arange(frames) / frames
+    return starts[:, None] + offsets[None, :]
 
 
 def nearest_frames(sample_times: np.ndarray, frame_times: np.ndarray) -> np.ndarray:
@@ -48,10 +61,12 @@ def nearest_frames(sample_times: np.ndarray, frame_times: np.ndarray) -> np.ndar
     return np.where(pick_right, right, left)
 
 
-def clip_frame_indices(frame_times: np.ndarray, fps: float, frames: int, window_s: float) -> np.ndarray:
+def clip_frame_indices(frame_times: np.ndarray, fps: float, frames: int, window_s: float,
+                       alignment: str = "centre") -> np.ndarray:
     """[n_clips, T] frame indices: one clip per second of a video with len(frame_times) frames at `fps`."""
     n_clips = math.ceil(len(frame_times) / fps / FEATURE_FPS - 1e-9) if len(frame_times) else 0
-    return nearest_frames(clip_sample_times(n_clips, frames, window_s), np.asarray(frame_times, np.float64))
+    return nearest_frames(clip_sample_times(n_clips, frames, window_s, alignment),
+                          np.asarray(frame_times, np.float64))
 
 
 def preprocess(frames: np.ndarray, size: int) -> np.ndarray:
@@ -81,12 +96,13 @@ def check_frame_rate(path, fps: float, frames: int, window_s: float) -> None:
               file=sys.stderr)
 
 
-def extract_features(model, frames_h5, size: int, frames: int, window_s: float, batch_size: int):
+def extract_features(model, frames_h5, size: int, frames: int, window_s: float, batch_size: int,
+                     alignment: str = "centre"):
     """Yield [b, D] float32 feature batches for every clip of an open frames cache, in order."""
     import paddle
 
     fps = float(frames_h5.attrs["fps"])
-    index = clip_frame_indices(frames_h5["times"][:], fps, frames, window_s)   # [n_clips, T]
+    index = clip_frame_indices(frames_h5["times"][:], fps, frames, window_s, alignment)   # [n_clips, T]
     for start in tqdm(range(0, len(index), batch_size), desc="clips", unit="batch", leave=False):
         batch = index[start:start + batch_size]
         lo, hi = int(batch.min()), int(batch.max()) + 1
@@ -109,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
     from star.provenance import code_hash, record
 
     cfg = section("features.pptimesformer", args.config)
+    window_s, alignment = clip_window(cfg)
+    cfg = {**cfg, "window_s": window_s, "alignment": alignment}  # recorded as used
     weights = args.weights or cfg["weights"]
     if weights is None:
         raise InputError("no encoder weights: pass --weights or set features.pptimesformer.weights "
@@ -124,9 +142,9 @@ def run(args: argparse.Namespace) -> int:
                             weights=str(weights), weights_sha256=weights_sha, model=asdict(model_cfg))
         with CacheWriter(args.out, "features", provenance, game=attrs["game"], half=int(attrs["half"]),
                          fps=FEATURE_FPS, dim=model_cfg.width, encoder=ENCODER, weights_sha256=weights_sha,
-                         frames_per_clip=model_cfg.frames, window_s=float(cfg["window_s"])) as writer:
+                         frames_per_clip=model_cfg.frames, window_s=window_s, alignment=alignment) as writer:
             for features in extract_features(model, frames_h5, model_cfg.image_size, model_cfg.frames,
-                                             cfg["window_s"], cfg["batch_size"]):
+                                             window_s, cfg["batch_size"], alignment):
                 writer.append("features", features)
     print(f"star features-extract: wrote {Path(args.out)} ({model_cfg.width}-d at {FEATURE_FPS:g} fps)")
     return 0

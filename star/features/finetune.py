@@ -24,7 +24,7 @@ from star.config import section
 from star.data.cache import open_cache
 from star.data.soccernet import CAPTION_LABELS, load_labels
 from star.errors import InputError
-from star.features.extract import clip_frame_indices, preprocess
+from star.features.extract import clip_frame_indices, clip_window, preprocess
 
 CLASSES = ("background", *CAPTION_LABELS)
 READ_CHUNK = 256  # frames read from a cache at a time
@@ -50,7 +50,8 @@ def paired(first: list[str], second: list[str], names: str) -> list[tuple[str, s
     return list(zip(first, second, strict=True))
 
 
-def load_half(frames_path: str, labels_path: str, size: int, frames: int, window_s: float, radius_s: float):
+def load_half(frames_path: str, labels_path: str, size: int, frames: int, window_s: float, radius_s: float,
+              alignment: str = "centre"):
     """(frames [N, S, S, 3] uint8, clip frame indices [n_clips, T], clip labels [n_clips]) of one half."""
     labels = load_labels(labels_path)
     with open_cache(frames_path, "frames") as h5:
@@ -60,16 +61,16 @@ def load_half(frames_path: str, labels_path: str, size: int, frames: int, window
             raise InputError(f"{frames_path}: frames cache holds no frames")
         decoded = np.concatenate([preprocess(h5["frames"][i:i + READ_CHUNK], size)
                                   for i in range(0, n, READ_CHUNK)])
-        index = clip_frame_indices(h5["times"][:], fps, frames, window_s)
+        index = clip_frame_indices(h5["times"][:], fps, frames, window_s, alignment)
     clip_labels = sample_labels(labels.half(half), np.arange(len(index), dtype=np.float64), radius_s)
     return decoded, index, clip_labels
 
 
-def load_training_set(pairs, size: int, frames: int, window_s: float, radius_s: float):
+def load_training_set(pairs, size: int, frames: int, window_s: float, radius_s: float, alignment: str = "centre"):
     """All halves concatenated: frames [sum N, S, S, 3], indices [clips, T] into them, labels [clips]."""
     all_frames, all_index, all_labels, offset = [], [], [], 0
     for frames_path, labels_path in tqdm(pairs, desc="load halves", unit="half"):
-        decoded, index, labels = load_half(frames_path, labels_path, size, frames, window_s, radius_s)
+        decoded, index, labels = load_half(frames_path, labels_path, size, frames, window_s, radius_s, alignment)
         all_frames.append(decoded)
         all_index.append(index + offset)
         all_labels.append(labels)
@@ -136,8 +137,9 @@ def run(args: argparse.Namespace) -> int:
     setup_paddle(args.threads)
     started = time.perf_counter()
     model_cfg = build_config(cfg["preset"], cfg["frames"], num_classes=len(CLASSES))
-    frames, index, labels = load_training_set(pairs, model_cfg.image_size, model_cfg.frames, cfg["window_s"],
-                                              tune["event_radius_s"])
+    window_s, alignment = clip_window(cfg)
+    frames, index, labels = load_training_set(pairs, model_cfg.image_size, model_cfg.frames, window_s,
+                                              tune["event_radius_s"], alignment)
     load_s = time.perf_counter() - started
     model = build_model(model_cfg, args.seed)
     curve = train(model, frames, index, labels, tune, args.seed)

@@ -74,7 +74,8 @@ def _subschema(dotted: str) -> dict:
     return {**node, "$defs": schema().get("$defs", {})}
 
 
-IMPORTED = ("baidu", "resnet", "resnet_pca512")   # encoders read from SoccerNet's .npy files, not computed
+# encoders read from SoccerNet's .npy files, not computed: baidu, resnet, c3d, i3d and the PCA512 versions
+IMPORTED = tuple(schema()["properties"]["features"]["properties"]["import"]["properties"])
 
 
 def cross_key_problems(cfg: dict) -> list[str]:

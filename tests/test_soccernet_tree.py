@@ -1,6 +1,8 @@
 """The real path end to end: a SoccerNet tree of three games in the real formats (Labels-caption.json, Baidu-shaped
 8576-d 1 fps `.npy` features, Game State predictions JSON, game list files, no videos) runs through the workflow to
-Table 1 with a `--configfile` override; a Baidu file of the wrong dimension or rate stops its import job."""
+Table 1 with a `--configfile` override; a Baidu file of the wrong dimension or rate stops its import job. The tree
+also holds SoccerNet-v1's C3D (4096-d) and I3D (1024-d) 2-fps files, from which a slow test builds Table 1's C3D
+and I3D blocks."""
 
 import json
 import shutil
@@ -11,6 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from star.cli import main
 from star.data.games import game_id
 from star.data.soccernet import format_game_time
 from star.eval.dvc import load_predictions
@@ -21,6 +24,7 @@ from tests.videos import write_video
 
 HALF_S = 120          # short halves: this checks the chain, not the models' quality
 BAIDU_DIM = 8576
+V1_FEATURES = {"C3D": 4096, "I3D": 1024}   # SoccerNet-v1, 2 fps; I3D's 64-frame context drops a few rows
 GSR_FPS = 25          # Game State image ids count 25-fps frames, as SoccerNet GSR clips do
 GAMES = {             # real-style folder names: spaces, dashes, a comma
     "train": "england_epl/2014-2015/2015-05-17 - 18-00 Manchester United 1 - 1 Arsenal",
@@ -62,12 +66,12 @@ def labels_json(path: str, seed: int) -> dict:
     }
 
 
-def baidu_features(events: list[int], rows: int, seed: int) -> np.ndarray:
-    """[rows, 8576] float32 noise with a bump on a few channels around each event second (a little signal)."""
+def baidu_features(events: list[int], rows: int, seed: int, dim: int = BAIDU_DIM, fps: int = 1) -> np.ndarray:
+    """[rows, dim] float32 noise with a bump on a few channels around each event second (a little signal)."""
     rng = np.random.default_rng(seed)
-    features = rng.normal(0, 1, (rows, BAIDU_DIM)).astype(np.float32)
+    features = rng.normal(0, 1, (rows, dim)).astype(np.float32)
     for second in events:
-        features[max(second - 2, 0):second + 3, :64] += 3.0
+        features[max(second - 2, 0) * fps:(second + 3) * fps, :64] += 3.0
     return features
 
 
@@ -103,6 +107,11 @@ def build_tree(root, work) -> dict:
         for half in (1, 2):
             events = [int(a["position"]) // 1000 for a in labels["annotations"] if a["half"] == str(half)]
             np.save(folder / f"{half}_baidu_soccer_embeddings.npy", baidu_features(events, HALF_S, 10 * seed + half))
+            for name, dim in V1_FEATURES.items():
+                rows = 2 * HALF_S - (3 if name == "I3D" else 0)
+                full = baidu_features(events, rows, 100 * seed + half, dim, fps=2)
+                np.save(folder / f"{half}_{name}.npy", full)
+                np.save(folder / f"{half}_{name}_PCA512.npy", full[:, :512].copy())
             (folder / f"{half}_gamestate.json").write_text(json.dumps(gamestate_predictions(half, seed)))
         (work / f"{split}.txt").write_text(f"# {split} games\n{path}\n")
     return {
@@ -183,3 +192,33 @@ def test_bad_baidu_files_stop_their_import(soccernet_run, tmp_path):
         assert not (bad_work / f"results/features/baidu/{game_id(game)}/{half}.h5").exists()
         log = (bad_work / f"results/logs/features_import/baidu_{game_id(game)}_{half}.log").read_text()
         assert f"{npy}: " in log and problem in log
+
+
+@pytest.mark.slow
+def test_table1_has_c3d_and_i3d_blocks(soccernet_run, tmp_path):
+    """SoccerNet-v1's 2-fps C3D and I3D files (and their PCA512 versions) import with their own dimensions and
+    give Table 1 its C3D and I3D encoder blocks, one row per method each, at F = 2."""
+    root, work, snakefile = soccernet_run
+    config = yaml.safe_load((work / "tiny.yaml").read_text())
+    config["features"]["encoders"] = ["c3d", "i3d"]
+    v1_work = tmp_path / "work"
+    v1_work.mkdir()
+    (v1_work / "tiny.yaml").write_text(yaml.safe_dump(config))
+    snakemake(v1_work, "--cores", "2", "--", "results/table1.csv", snakefile=snakefile)
+
+    table = pd.read_csv(v1_work / "results/table1.csv")
+    assert list(zip(table["Encoder"], table["Method"], strict=True)) == [
+        (encoder, method) for encoder in ("C3D", "I3D") for method in ("SDVC", "Delta", "STaR")]
+    assert set(table["F"]) == {2} and table[["M@30", "Recall", "Precision"]].notna().all().all()
+    gid = game_id(GAMES["test"])
+    for encoder, dim in V1_FEATURES.items():
+        with h5py.File(v1_work / f"results/features/{encoder.lower()}/{gid}/1.h5") as h5:
+            assert (h5.attrs["dim"], h5.attrs["fps"]) == (dim, 2.0)
+            assert h5["features"].shape == (2 * HALF_S - (3 if encoder == "I3D" else 0), dim)
+    for name in ("c3d_pca512", "i3d_pca512"):   # the PCA512 files import too (512-d)
+        out = tmp_path / f"{name}.h5"
+        npy = root / GAMES["test"] / f"1_{name.split('_')[0].upper()}_PCA512.npy"
+        assert main(["features-import", "--npy", str(npy), "--encoder", name, "--game", gid, "--half", "1",
+                     "--out", str(out)]) == 0
+        with h5py.File(out) as h5:
+            assert h5.attrs["dim"] == 512 and h5.attrs["fps"] == 2.0

@@ -12,7 +12,8 @@ or video file. Per game:
   frame, or frames that stop before the duration the container states, is a problem), which costs what decoding
   costs (docs/reliability.md gives the measured time; `--quick` decodes one frame only). Annotations must lie inside
   their half's video.
-- feature files (Baidu 8576-d 1 fps, ResNET 2048-d 2 fps, PCA512 512-d 2 fps, from features.import): the checks of
+- feature files (Baidu 8576-d 1 fps; ResNET 2048-d, C3D 4096-d, I3D 1024-d and their PCA512 512-d, all 2 fps;
+  from features.import): the checks of
   `star features-import` (2-D numbers, the dimension, no NaN or inf row), and the frame rate by this rule: with a
   video of the half, rows / fps must match its duration within features.import.<kind>.tolerance_s; without one,
   rows / fps must reach the half's last annotation (fewer rows means fewer rows per second than the kind has), and

@@ -20,9 +20,10 @@ from pathlib import Path
 
 from star.config import section
 from star.errors import InputError
+from star.features.import_npy import ENCODERS
 
 LABELS_FILE = "Labels-caption.json"
-FEATURE_KINDS = ("baidu", "resnet", "resnet_pca512")
+FEATURE_KINDS = ENCODERS  # every SoccerNet feature set features.import describes
 VIDEO_QUALITIES = ("224p", "720p")
 SPLITS = ("train", "valid", "test", "challenge")
 PASSWORD_VARIABLE = "SOCCERNET_PASSWORD"

@@ -1,6 +1,7 @@
 """`star features-import`: SoccerNet's precomputed `.npy` features of one half -> a features cache.
 
-Baidu (8576-d, 1 fps), ResNET_TF2 (2048-d, 2 fps) and its PCA512 (512-d, 2 fps). The cache stores the fps
+Baidu (8576-d, 1 fps), ResNET_TF2 (2048-d, 2 fps), SoccerNet-v1's C3D (4096-d, 2 fps) and I3D (1024-d, 2 fps),
+and the PCA512 version of each 2-fps set (512-d): `features.import.<encoder>` in the schema. The cache stores the fps
 and dim declared in `features.import.<encoder>` after checking them against the file: the dimension must
 match, and when the video's duration is known (`--duration`, the video's container, or a frames cache of the
 half) rows / fps must match it within `tolerance_s`, which catches a 2-fps file declared 1 fps (a known cause of
@@ -16,13 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from star.config import section
+from star.config import IMPORTED, section
 from star.data.cache import CacheWriter, open_cache
 from star.data.soccernet import load_labels
 from star.errors import InputError
 
 CHUNK_ROWS = 512
 LONGEST_HALF_S = 3600   # SoccerNet half videos last 45-50 min (55 at most): rows covering more are at another rate
+ENCODERS = IMPORTED  # baidu, resnet, resnet_pca512, c3d, c3d_pca512, i3d, i3d_pca512
 
 
 class FeaturesFileError(InputError):
@@ -128,7 +130,7 @@ def copy_rows(path, array: np.ndarray, writer: CacheWriter) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--npy", required=True, help="SoccerNet features file of one half (.npy)")
-    parser.add_argument("--encoder", required=True, choices=["baidu", "resnet", "resnet_pca512"],
+    parser.add_argument("--encoder", required=True, choices=ENCODERS,
                         help="which feature set (its fps and dim come from features.import.<encoder>)")
     parser.add_argument("--game", required=True, help="game id stored in the cache")
     parser.add_argument("--half", required=True, type=int, choices=[1, 2], help="half stored in the cache")

@@ -5,7 +5,8 @@
 # is scored against its own annotation, a 1:1 measure of caption quality like the paper's Table 4).
 
 ENCODER_NAMES = {"pptimesformer": "PP-TimesFormer", "baidu": "Baidu", "resnet": "ResNET",
-                 "resnet_pca512": "ResNET-PCA512"}
+                 "resnet_pca512": "ResNET-PCA512", "c3d": "C3D", "c3d_pca512": "C3D-PCA512", "i3d": "I3D",
+                 "i3d_pca512": "I3D-PCA512"}
 YES, NO = "✓", "×"
 
 

@@ -75,7 +75,7 @@ rule features_import:
     output:
         features="results/features/{encoder}/{game}/{half}.h5",
     wildcard_constraints:
-        encoder="baidu|resnet|resnet_pca512",
+        encoder="|".join(config["features"]["import"]),
     params:
         cfg=lambda w: star_config.to_json(config["features"]["import"][w.encoder]),
         video=video_duration_arg,

@@ -1,8 +1,10 @@
 """`star evaluate`: SoccerNet dense-captioning metrics of a predictions tree, with the official evaluator's
-semantics (star.eval.dvc describes them), reproducible and robust.
+semantics (star.eval.dvc describes them), reproducible and robust; or, with `--protocol captioning`, the
+captioning subtask's metrics (star.eval.captioning: one caption per ground-truth annotation, nlg-eval's scoring).
 
     star evaluate LABELS_ROOT PREDICTIONS_ROOT --games GAMES_FILE --window 30 [--seed N] [--json OUT]
         [--method STaR --encoder Baidu --fps 1] [--meta KEY=VALUE ...] [--per-label] [--bootstrap 1000]
+    star evaluate LABELS_ROOT GT_PREDICTIONS_ROOT --games GAMES_FILE --protocol captioning [--json OUT] [...]
 
 GAMES_FILE holds one game path per line, relative to both roots. From Python:
 
@@ -20,6 +22,7 @@ from pathlib import Path
 
 from star.data.soccernet import read_game_list
 from star.errors import InputError
+from star.eval.captioning import PROTOCOL, evaluate_captioning
 from star.eval.dvc import LABELS_FILE, METRICS, PREDICTIONS_FILE, Evaluator, JavaError, evaluate
 from star.provenance import code_hash, record, write_text_atomic
 
@@ -38,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("predictions_root", type=Path, help="tree holding <game>/results_dense_captioning.json")
     parser.add_argument("--games", type=Path, required=True,
                         help="file with one game path per line, relative to both roots")
+    parser.add_argument("--protocol", choices=["dense", "captioning"], default="dense",
+                        help="dense: SoccerNet's dense-captioning evaluator (at a --window); captioning: the "
+                        "captioning subtask (predictions at the ground-truth annotations; no window)")
     parser.add_argument("--window", type=int, default=30, help="window in seconds: 30 = '@30', 5 = 'tight'")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random references of unmatched predictions")
     parser.add_argument("--json", type=Path, help="write metrics, counts, per-half scores and provenance here")
@@ -66,6 +72,10 @@ def row_meta(args: argparse.Namespace) -> dict:
 def report(result: dict) -> str:
     """Metrics x100 as the official evaluator prints them (with confidence intervals if any), and the counts."""
     c = result["counts"]
+    if result.get("protocol") == PROTOCOL:
+        return "\n".join([f"captioning subtask: {c['games']} games, {c['captions']} captions "
+                          f"({c['empty_captions']} empty)"] +
+                         [f"| {k}: {100 * v:.4f}" for k, v in result["metrics"].items()])
     lines = [f"window {result['window']} s, seed {result['seed']}: {c['games']} games, {c['halves']} halves, "
              f"{c['ground_truths']} ground truths, {c['predictions']} predictions, {c['pairs']} pairs "
              f"({c['unmatched_predictions']} unmatched predictions)"]
@@ -81,17 +91,23 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--window must be a positive number of seconds, not {args.window}")
     if not 0 < args.ci < 1:   # checked before the scorers start Java
         raise InputError(f"--ci must be a confidence level between 0 and 1 (e.g. 0.95), not {args.ci}")
+    captioning = args.protocol == PROTOCOL
+    if captioning and (args.per_label or args.bootstrap):
+        raise InputError("--per-label and --bootstrap belong to the dense protocol")
     games = read_game_list(args.games)
     if not games:
         raise InputError(f"{args.games}: the game list is empty")
-    options = dict(labels_file=args.labels_file, predictions_file=args.predictions_file, per_label=args.per_label,
-                   bootstrap=args.bootstrap, ci=args.ci)
+    files = dict(labels_file=args.labels_file, predictions_file=args.predictions_file)
+    options = files if captioning else dict(**files, per_label=args.per_label, bootstrap=args.bootstrap, ci=args.ci)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             warnings.simplefilter("ignore", ResourceWarning)   # the scorers' unclosed pipes: not the user's concern
-            result = evaluate(args.labels_root, args.predictions_root, games, args.window, args.seed, **options,
-                              progress=None)
+            if captioning:
+                result = evaluate_captioning(args.labels_root, args.predictions_root, games, **options)
+            else:
+                result = evaluate(args.labels_root, args.predictions_root, games, args.window, args.seed, **options,
+                                  progress=None)
     except JavaError as exc:
         print(f"star evaluate: error: {exc}", file=sys.stderr)
         return 1
@@ -101,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         trees = ((args.labels_root, args.labels_file), (args.predictions_root, args.predictions_file))
         sources = [args.games] + [root / game / name for game in games for root, name in trees]
-        config = {"window": args.window, "seed": args.seed, "games": str(args.games), **options}
+        config = ({"protocol": PROTOCOL} if captioning else {"window": args.window, "seed": args.seed}) | {
+            "games": str(args.games), **options}
         provenance = record("evaluate", config=config, code=code_hash("star.evaluate"), sources=sources)
         write_text_atomic(args.json, json.dumps({"meta": row_meta(args), **result, "provenance": provenance},
                                                 indent=1) + "\n")

@@ -12,9 +12,14 @@ KEYS = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr", "R
 
 
 def metrics_file(path, window=30, scale=1.0, **meta):
-    """A file as `star evaluate --json` writes it (the fields tables read)."""
+    """A file as `star evaluate --json` writes it (the fields tables read); window "captioning": a file of
+    `--protocol captioning` (no window, caption metrics only)."""
     metrics = {k: round(scale * (i + 1) / 100, 6) for i, k in enumerate(KEYS)}
-    path.write_text(json.dumps({"meta": meta, "window": window, "seed": 0, "metrics": metrics, "counts": {}}))
+    if window == "captioning":
+        data = {"meta": meta, "protocol": "captioning", "window": None, "metrics": dict(list(metrics.items())[:7])}
+    else:
+        data = {"meta": meta, "window": window, "seed": 0, "metrics": metrics, "counts": {}}
+    path.write_text(json.dumps(data))
     return path
 
 
@@ -40,12 +45,27 @@ def test_windows_of_one_method_share_a_row_and_filters_split_settings(tmp_path):
         make_table(files, "Method,M@30")  # the spotting and the ground-truth runs both have window 30
 
 
+def test_table4_is_the_captioning_subtask_with_dense_extras(tmp_path):
+    files = [metrics_file(tmp_path / "cap.json", "captioning", method="STaR"),
+             metrics_file(tmp_path / "gt5.json", 5, scale=2, method="STaR"),
+             metrics_file(tmp_path / "spots.json", 30, scale=3, method="STaR")]
+    table = make_table(files, "table4")
+    assert list(table.columns) == ["Method", "B4", "M", "R-L", "C", "B4 dense@5", "M dense@5", "R-L dense@5",
+                                   "C dense@5"]
+    assert table.iloc[0].tolist() == ["STaR", 4.0, 5.0, 6.0, 7.0, 8.0, 10.0, 12.0, 14.0]
+    # a window-less column takes any protocol; "@captioning" only the captioning subtask's file
+    assert make_table(files[:1], "Method,B4@captioning,B4@30")["B4@30"].isna().all()
+    b = tmp_path / "b.json"
+    b.write_text(json.dumps({"meta": {"method": "Delta"}, "protocol": "captioning", "window": None,
+                             "metrics": {"Bleu_4": 0.0614}}))
+    with pytest.raises(MetricsFileError, match="b.json: no metric 'METEOR'"):
+        make_table([files[0], b], "table4")
+
+
 def test_table4_columns_without_window_and_empty_cells(tmp_path):
     a = metrics_file(tmp_path / "a.json", 30, method="Ours")
     b = tmp_path / "b.json"
     b.write_text(json.dumps({"meta": {"method": "Delta"}, "window": 30, "metrics": {"Bleu_4": 0.0614}}))
-    with pytest.raises(MetricsFileError, match="b.json: no metric 'METEOR'"):
-        make_table([a, b], "table4")
     table = make_table([a, b], "Method,B4,M@5")
     assert table["B4"].tolist() == [4.0, 6.14]
     assert table["M@5"].isna().all()
@@ -56,6 +76,7 @@ def test_bad_column_specs_and_files_are_named(tmp_path):
         parse_column("BLEU@30")
     with pytest.raises(TableError, match="whole number"):
         parse_column("M@thirty")
+    assert parse_column("M@captioning").window == "captioning"
     with pytest.raises(TableError, match="no metric column"):
         make_table([metrics_file(tmp_path / "a.json")], "Method,Encoder")
     (tmp_path / "x.json").write_text("{}")

@@ -259,9 +259,10 @@ class MeteorJVM:
     def cache_stats(self, pairs: Iterable[tuple[str, str]], progress: bool | None = False) -> None:
         """Segment statistics of every (prediction, reference) pair not seen yet."""
         todo = list(dict.fromkeys(p for p in pairs if p not in self._stats))
-        # `SCORE ||| reference ||| hypothesis`; pycocoevalcap strips '|||' from the hypothesis. PTB tokens never
-        # hold it, so for a reference this only guards the line protocol.
-        lines = [f"SCORE ||| {_meteor_text(ref)} ||| {_meteor_text(hyp)}" for hyp, ref in todo]
+        # `SCORE ||| reference ||| hypothesis`, as pycocoevalcap writes it: '|||' and double spaces taken out of
+        # the hypothesis; for a reference, removing '|||' and control characters only guards the line protocol
+        lines = [f"SCORE ||| {_line_safe(ref.replace('|||', ''))} ||| {_line_safe(_meteor_text(hyp))}"
+                 for hyp, ref in todo]
         for pair, stats in zip(todo, self._exchange(lines, progress), strict=True):
             self._stats[pair] = tuple(float(x) for x in stats.split())
 
@@ -286,6 +287,11 @@ class MeteorJVM:
 
 def _meteor_text(text: str) -> str:
     return text.replace("|||", "").replace("  ", " ")
+
+
+def _line_safe(text: str) -> str:
+    """Control characters (a newline would end the line early) become spaces."""
+    return _CONTROL.sub(" ", text)
 
 
 def meteor_total(segments: list[tuple[float, ...]]) -> list[float]:

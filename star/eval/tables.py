@@ -2,11 +2,12 @@
 
     star tables --out results/table1.csv METRICS.json...                  # Table 1's columns
     star tables --out results/table4.csv --columns table4 METRICS.json...
-    star tables --out t.csv --columns "Method,Encoder,F,M@30,M@5,F1@30" METRICS.json...
+    star tables --out t.csv --columns "Method,Encoder,F,M@30,M@5,M@captioning,F1@30" METRICS.json...
 
 A column is either a metadata column -- Method, Encoder, F (the `--method/--encoder/--fps` of `star evaluate`)
 or any `--meta` key -- or a metric column `NAME[@WINDOW]`: NAME is B1..B4, M, R-L, C, Recall, Precision, F1 or an
-official key (METEOR, ...), WINDOW the `--window` it was evaluated with. `HEADER=SOURCE` names a column
+official key (METEOR, ...), WINDOW the `--window` a dense evaluation used, or `captioning` for the captioning
+subtask's files (`star evaluate --protocol captioning`). `HEADER=SOURCE` names a column
 (`B@4=B4@30`), and `SOURCE?KEY=VALUE&...` takes the metric only from files whose metadata match (to put two
 settings with the same window in one row; `?KEY=` matches files without KEY). Metric files with the same
 metadata-column values form one row, in the order given; metrics are shown x100 with two decimals, as in the paper.
@@ -28,9 +29,12 @@ METRIC_NAMES = {"B1": "Bleu_1", "B2": "Bleu_2", "B3": "Bleu_3", "B4": "Bleu_4", 
                 "R": "ROUGE_L", "C": "CIDEr", "Recall": "Recall", "Precision": "Precision", "F1": "F1"}
 METRIC_NAMES.update({v: v for v in list(METRIC_NAMES.values())})
 META_NAMES = {"Method": "method", "Encoder": "encoder", "F": "fps"}
+CAPTIONING = "captioning"  # the window-less protocol of the captioning subtask
 PRESETS = {
     "table1": "Method,Encoder,F,B4@30,M@30,R-L@30,C@30,Recall,Precision,F1",
-    "table4": "Method,B4,M,R-L,C",
+    # the paper's Table 4 is the captioning subtask; the dense evaluator at the same anchors (5 s) as extra columns
+    "table4": "Method,B4=B4@captioning,M=M@captioning,R-L=R-L@captioning,C=C@captioning,"
+              "B4 dense@5=B4@5,M dense@5=M@5,R-L dense@5=R-L@5,C dense@5=C@5",
     "table6": "G.,P.,B4@30,M@30,R-L@30,C@30,F1",
 }
 
@@ -48,7 +52,7 @@ class Column:
     header: str
     meta: str | None = None                  # metadata key of a metadata column
     metric: str | None = None                # official metric key of a metric column
-    window: int | None = None                # only files evaluated with this window
+    window: int | str | None = None          # only files evaluated with this window ("captioning": that protocol)
     where: tuple[tuple[str, str], ...] = ()  # only files whose metadata hold these values
 
 
@@ -62,9 +66,11 @@ def parse_column(spec: str) -> Column:
     if any(len(kv) != 2 for kv in where):
         raise TableError(f"column {spec!r}: a filter is KEY=VALUE")
     if name in METRIC_NAMES:
-        if at and not window.isdigit():
-            raise TableError(f"column {spec!r}: the window after '@' must be a whole number of seconds")
-        return Column(header, metric=METRIC_NAMES[name], window=int(window) if at else None, where=where)
+        if at and not (window.isdigit() or window == CAPTIONING):
+            raise TableError(f"column {spec!r}: the window after '@' must be a whole number of seconds or "
+                             f"{CAPTIONING!r}")
+        window = (int(window) if window.isdigit() else window) if at else None
+        return Column(header, metric=METRIC_NAMES[name], window=window, where=where)
     if at or where:
         raise TableError(f"column {spec!r}: unknown metric {name!r}; one of {sorted(METRIC_NAMES)}")
     return Column(header, meta=META_NAMES.get(name, name))
@@ -88,7 +94,8 @@ def load_metrics(path: str | Path) -> dict:
         raise MetricsFileError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(data, dict) or not isinstance(data.get("metrics"), dict) or "window" not in data:
         raise MetricsFileError(f"{path}: not a `star evaluate --json` file (no 'metrics' and 'window')")
-    return {"path": path, "meta": data.get("meta", {}), "window": data["window"], "metrics": data["metrics"]}
+    window = CAPTIONING if data.get("protocol") == CAPTIONING else data["window"]
+    return {"path": path, "meta": data.get("meta", {}), "window": window, "metrics": data["metrics"]}
 
 
 def meta_text(value) -> str:

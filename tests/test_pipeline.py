@@ -1,9 +1,11 @@
 """The model stages end to end on the tiny world: `snakemake results/table1.csv` trains, spots, captions, evaluates
 and tabulates SDVC, Delta and STaR, and a second run has nothing to do."""
 
+import json
 import shutil
 
 import pandas as pd
+import pytest
 import yaml
 
 from star.eval.dvc import load_predictions
@@ -39,3 +41,21 @@ def test_table1_from_the_tiny_world(tiny_world, tmp_path):
         assert not list((work / "results").rglob("*.ckpt"))
 
     assert planned_jobs(snakemake(work, "-n", *configs, "--", "results/table1.csv")) == {}
+
+
+@pytest.mark.slow
+def test_table4_is_the_captioning_subtask_on_the_tiny_world(tiny_world, tmp_path):
+    """Table 4 from the ground-truth anchors: the captioning subtask's columns, then the dense @5 extras."""
+    work = tmp_path / "work"
+    shutil.copytree(tiny_world, work, symlinks=True)
+    (work / "fast.yaml").write_text(yaml.safe_dump(FAST))
+    configs = ["--configfile", str(REPO / "config.yaml"), str(work / "tiny.yaml"), str(work / "fast.yaml")]
+    snakemake(work, "--cores", "2", *configs, "--", "results/table4.csv")
+
+    table = pd.read_csv(work / "results/table4.csv")
+    assert table["Method"].tolist() == ["SDVC", "Delta", "STaR"]
+    assert list(table.columns[1:]) == ["B4", "M", "R-L", "C", "B4 dense@5", "M dense@5", "R-L dense@5", "C dense@5"]
+    assert table.notna().all().all()
+    for method in ("sdvc", "delta", "star"):
+        result = json.loads((work / f"results/metrics/{method}/pptimesformer/default/gt@captioning.json").read_text())
+        assert result["protocol"] == "captioning" and result["counts"]["captions"] > 0

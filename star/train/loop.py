@@ -199,8 +199,8 @@ def fit(model: torch.nn.Module, loss_fn, train_set, valid_set, collate, cfg: dic
     """Train `model` in place (it ends with the best validation weights) and return the training curve.
 
     `cfg` is a `train` section of the config (steps or epochs, schedule, batch_size, lr, weight_decay,
-    warmup_steps, grad_clip, eval_every (None: once per epoch), patience, checkpoint_every, workers). `after_step(step)` runs after each optimizer step (tests
-    use it to interrupt a run).
+    warmup_steps, grad_clip, eval_every (None: once per epoch), patience, checkpoint_every, workers).
+    `after_step(step)` runs after each optimizer step (tests use it to interrupt a run).
     """
     checkpoint = Path(checkpoint)
     model.to(device).train()

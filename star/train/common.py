@@ -62,6 +62,8 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--out", type=Path, required=True, help="trained-model file to write (model.safetensors)")
     parser.add_argument("--report", type=Path, help="JSON training report to write")
+    parser.add_argument("--log", type=Path, help="CSV of every step, written while training "
+                        "(default: train_log.csv beside --out)")
 
 
 def read_config(text: str | None) -> dict:

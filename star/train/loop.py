@@ -15,6 +15,11 @@
   Each process trains a DistributedDataParallel replica on its own CUDA device (gloo on CPU), takes its share of
   every step's samples (`batch_size` per process: the effective batch is batch_size x processes) and rank 0 alone
   writes checkpoints and outputs.
+- Logs: with `log_path`, a CSV row per step (star.train.log: losses, lr, gradient norm, samples/s; TensorBoard too
+  when installed); each validation loss is printed when computed.
+- Mixed precision and accumulation: `precision` bf16 runs the forward passes under bf16 autocast (`auto`: on CUDA
+  when the GPU supports it); `accumulate` k splits each step's batch into k micro-batches whose gradients add up
+  to the whole batch's (same samples, same order), so a large batch fits a small GPU.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from tqdm import tqdm
 
 from star.provenance import atomic_path
 from star.train.batch import Batch
+from star.train.log import TrainLog
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,20 @@ def step_batches(dataset, batch_size: int, seed: int, start: int = 0, dist: Dist
         step, epoch = step + steps, epoch + 1
 
 
+def micro_batches(batches: Iterator[list[int]], k: int) -> Iterator[list[int]]:
+    """Each step's indices as k consecutive chunks (as equal as they can be): k micro-batches per step."""
+    for indices in batches:
+        for chunk in np.array_split(np.asarray(indices), k):
+            yield chunk.tolist()
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """bf16 where asked for (`auto`: on a CUDA device that supports it), else None (float32)."""
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()):
+        return torch.bfloat16
+    return None
+
+
 def spotting_loss(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
     return F.cross_entropy(model(batch), batch.label)
 
@@ -163,14 +183,16 @@ def loader(dataset, collate, batches, workers: int, device: torch.device) -> tor
 
 
 @torch.no_grad()
-def validation_loss(model, loss_fn, valid_set, collate, batch_size: int, device: torch.device) -> float:
+def validation_loss(model, loss_fn, valid_set, collate, batch_size: int, device: torch.device,
+                    dtype: torch.dtype | None = None) -> float:
     """Mean loss over the validation set (batch losses weighted by batch size)."""
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
     batches = [list(range(i, min(i + batch_size, len(valid_set)))) for i in range(0, len(valid_set), batch_size)]
     for batch in loader(valid_set, collate, batches, 0, device):
-        total += float(loss_fn(model, batch.to(device))) * len(batch)
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            total += float(loss_fn(model, batch.to(device))) * len(batch)
         count += len(batch)
     model.train(was_training)
     return total / max(count, 1)
@@ -195,12 +217,12 @@ def read_checkpoint(path: Path) -> dict | None:
 
 def fit(model: torch.nn.Module, loss_fn, train_set, valid_set, collate, cfg: dict, *, seed: int,
         checkpoint: str | Path, fingerprint: str, device: torch.device, dist: Dist = Dist(), desc: str = "train",
-        after_step: Callable[[int], None] | None = None) -> dict:
+        after_step: Callable[[int], None] | None = None, log_path: str | Path | None = None) -> dict:
     """Train `model` in place (it ends with the best validation weights) and return the training curve.
 
     `cfg` is a `train` section of the config (steps or epochs, schedule, batch_size, lr, weight_decay,
-    warmup_steps, grad_clip, eval_every (None: once per epoch), patience, checkpoint_every, workers).
-    `after_step(step)` runs after each optimizer step (tests use it to interrupt a run).
+    warmup_steps, grad_clip, eval_every (None: once per epoch), patience, checkpoint_every, workers; optional
+    accumulate, precision). `after_step(step)` runs after each optimizer step (tests use it to interrupt a run).
     """
     checkpoint = Path(checkpoint)
     model.to(device).train()
@@ -232,8 +254,10 @@ def fit(model: torch.nn.Module, loss_fn, train_set, valid_set, collate, cfg: dic
 
     def evaluate() -> bool:
         """Record the validation loss; True when training should stop early."""
-        loss = validation_loss(model, loss_fn, valid_set, collate, cfg["batch_size"], device)
+        loss = validation_loss(model, loss_fn, valid_set, collate, cfg["batch_size"], device, dtype)
         state["curve"].append({"step": state["step"], "valid_loss": loss})
+        if dist.main:
+            tqdm.write(f"{desc}: step {state['step']}, valid loss {loss:.4f}")
         if loss < state["best_loss"]:
             state.update(best_loss=loss, best_step=state["step"], best_model=state_on_cpu(model), bad_evals=0)
         else:
@@ -241,33 +265,44 @@ def fit(model: torch.nn.Module, loss_fn, train_set, valid_set, collate, cfg: dic
         return state["bad_evals"] >= cfg["patience"]
 
     stopped = state.get("stopped", False)
-    batches = step_batches(train_set, cfg["batch_size"], seed, state["step"], dist)
+    accumulate, dtype = cfg.get("accumulate", 1), autocast_dtype(cfg.get("precision", "auto"), device)
+    batches = micro_batches(step_batches(train_set, cfg["batch_size"], seed, state["step"], dist), accumulate)
     data = iter(loader(train_set, collate, batches, cfg["workers"], device))
+    log = TrainLog(log_path if dist.main else None, state["step"])
     progress = tqdm(total=total, initial=state["step"], desc=desc, unit="step", disable=not dist.main,
                     mininterval=2.0)
     running, started, start_step = None, time.perf_counter(), state["step"]
     while state["step"] < total and not stopped:
-        batch = next(data).to(device, non_blocking=True)
-        loss = loss_fn(replica, batch)
+        tick = time.perf_counter()
+        micro = [next(data).to(device, non_blocking=True) for _ in range(accumulate)]
+        samples = sum(len(b) for b in micro)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg["grad_clip"]:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
+        value = 0.0
+        for batch in micro:  # each micro-batch's mean loss weighted by its share of the step's samples
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                loss = loss_fn(replica, batch) * (len(batch) / samples)
+            loss.backward()
+            value += float(loss.detach())
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"] or math.inf))
+        lr = scheduler.get_last_lr()[0]
         optimizer.step()
         scheduler.step()
         state["step"] += 1
-        value = float(loss.detach())
         running = value if running is None else 0.9 * running + 0.1 * value
         progress.update(1)
         progress.set_postfix(loss=f"{running:.3f}", refresh=False)
+        valid = None
         if state["step"] % eval_every == 0 or state["step"] == total:
             stopped = state["stopped"] = evaluate()
             state["curve"][-1]["train_loss"] = running
+            valid = state["curve"][-1]["valid_loss"]
+        log.step(state["step"], value, lr, grad_norm, samples / max(time.perf_counter() - tick, 1e-9), valid)
         if state["step"] % cfg["checkpoint_every"] == 0 or state["step"] == total or stopped:
             save_checkpoint()
         if after_step is not None:
             after_step(state["step"])
     progress.close()
+    log.close()
     if state["best_model"] is not None:
         model.load_state_dict(state["best_model"])
     return {"steps": state["step"], "best_step": state["best_step"], "best_valid_loss": state["best_loss"],

@@ -6,7 +6,9 @@ train split's caches, early-stopped on the valid split, written as one trained-m
         --out results/spotting/star/pptimesformer/default/model.safetensors --report .../train.json [--config CFG]
 
 A resumable checkpoint lives beside the output (`model.safetensors.ckpt`) while training runs; it is removed once the
-model is written. Under torchrun every process trains (star.train.loop) and rank 0 writes.
+model is written. A CSV of every step (losses, lr, gradient norm, samples/s) is written as training goes (`--log`,
+default `train_log.csv` beside the output; see star.train.log). Under torchrun every process trains
+(star.train.loop) and rank 0 writes.
 """
 
 from __future__ import annotations
@@ -56,6 +58,9 @@ def train_stage(args: argparse.Namespace, stage: str) -> int:
     torch.set_num_threads(args.threads)
     cfg = read_config(args.config)
     seed, train_cfg = cfg["seed"], cfg[stage]["train"]
+    if train_cfg["accumulate"] > train_cfg["batch_size"]:
+        raise InputError(f"{stage}.train.accumulate ({train_cfg['accumulate']}) must not exceed "
+                         f"{stage}.train.batch_size ({train_cfg['batch_size']}): every micro-batch needs a sample")
     dist = setup_distributed()
     device = pick_device(cfg["model"]["device"], dist)
     model_cfg = method_config(cfg, args.method, args.variant)
@@ -81,7 +86,8 @@ def train_stage(args: argparse.Namespace, stage: str) -> int:
     curve = fit(model, spotting_loss if stage == "spotting" else captioning_loss, train_set, valid_set, collate,
                 train_cfg, seed=seed, checkpoint=checkpoint, device=device, dist=dist,
                 fingerprint=fingerprint(stage, args.method, args.variant, used, code, source_stamps(train + valid)),
-                desc=f"{stage} {args.method} {args.variant}")
+                desc=f"{stage} {args.method} {args.variant}",
+                log_path=args.log or args.out.with_name("train_log.csv"))
     if not dist.main:
         return 0
     sources = [h.features for h in train + valid] + [h.positions for h in train + valid if h.positions]

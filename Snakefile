@@ -4,11 +4,14 @@
 #   snakemake --cores 8 data                 every cache of the configured dataset
 #   snakemake --cores 8 --configfile config.yaml my_experiment.yaml data
 #   snakemake --cores 8 results/table1.csv   SDVC, Delta and STaR per encoder (also table3, table4, table6)
+#   snakemake --cores 8 viewer               the viewer pages of the test games (results/viewer/)
+#   snakemake --report report.html           tables, figures and viewer pages of what was built
 
 configfile: "config.yaml"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/dataset.smk"
 include: "workflow/rules/world.smk"
 include: "workflow/rules/video.smk"
 include: "workflow/rules/features.smk"
@@ -16,6 +19,10 @@ include: "workflow/rules/positions.smk"
 include: "workflow/rules/spotting.smk"
 include: "workflow/rules/captioning.smk"
 include: "workflow/rules/evaluation.smk"
+include: "workflow/rules/report.smk"
+
+
+report: "workflow/report/workflow.rst"
 
 
 rule data:
@@ -43,7 +50,13 @@ rule table6:
         "results/table6.csv",
 
 
+rule viewer:
+    input:
+        [f for f in table_figures("table1") if f.startswith("results/viewer/")],
+
+
 rule all:
     default_target: True
     input:
         rules.data.input,
+        built_tables(),

@@ -9,8 +9,9 @@ is scored and NMS keeps the spots, and each spot is captioned. --out (default: t
 
     results_dense_captioning.json   the official predictions (a file already there keeps its other half's)
     <video stem>.srt                SubRip subtitles
-    <video stem>.html               a self-contained timeline: captions, the ground truth when labels exist
-                                    (--labels or Labels-caption.json beside the video), a click seeks the video
+    <video stem>.html               the viewer page (star.viewer): the video with the captions as subtitles, the
+                                    spotter's confidence, the ground truth when labels exist (--labels or
+                                    Labels-caption.json beside the video); a click seeks the video
 
 The checkpoint folder (star.checkpoint; `star export DIR` makes one from a workflow run) holds safetensors weights
 and JSON settings only, and is checked whole before any work. So is --out: a predictions file there that belongs
@@ -34,7 +35,6 @@ from star.data.jsonio import read_json_object
 from star.data.soccernet import load_labels, parse_game_time
 from star.errors import InputError
 from star.eval.dvc import write_predictions
-from star.export import write_html, write_srt
 from star.infer.captions import caption_anchors
 from star.infer.spots import spot_half
 from star.positions.localizer import BACKENDS
@@ -43,6 +43,7 @@ from star.train.common import load_model
 from star.train.datasets import Half, feature_attrs
 from star.train.loop import pick_device
 from star.video.decode import VideoError, decode_half
+from star.viewer import HalfView, write_page, write_srt
 
 SECTIONS = ("decode", "features", "positions", "model", "spotting", "captioning")
 RESULTS_JSON = "results_dense_captioning.json"
@@ -154,7 +155,7 @@ def caption_video(args: argparse.Namespace) -> int:
         else:
             say("[3/5] the models read no positions: skipping player localization")
         say("[4/5] spotting")
-        spots, _, _ = spot_half(spotter, spot_content, work / "features.h5", positions, cfg["spotting"], device)
+        spots, confidence, _ = spot_half(spotter, spot_content, work / "features.h5", positions, cfg["spotting"], device)
         say(f"[5/5] captioning {len(spots)} spots")
         length, fps, dim = feature_attrs(work / "features.h5")
         halves = [Half(Game("", game, ""), half, work / "features.h5", positions, (), length, fps, dim)]
@@ -162,8 +163,8 @@ def caption_video(args: argparse.Namespace) -> int:
         captions = caption_anchors(captioner, caption_content, halves, wanted, cfg["captioning"], device)
     write_predictions(results, game, kept + captions)
     write_srt(args.out / f"{video.stem}.srt", captions)
-    write_html(args.out / f"{video.stem}.html", video, half, length / fps, captions, truth,
-               title=f"{game} ({video.name})")
+    view = HalfView(half, length / fps, captions, truth, [float(c) for c in confidence])
+    write_page(args.out / f"{video.stem}.html", f"{game} ({video.name})", [view], {half: video})
     say(f"{len(captions)} captions -> {results}, {video.stem}.srt, {video.stem}.html in {args.out}")
     return 0
 

@@ -1,4 +1,4 @@
-"""`star <command> ...`: one entry point per pipeline stage, and the user-facing tools.
+"""`star <command> ...`: the user tools, and one entry point per pipeline stage (what the workflow's rules run).
 
 Each command lives in its module as `add_arguments(parser)` + `run(args)`; modules are imported only when their
 command runs, so `star evaluate` does not pay for importing Paddle.
@@ -10,12 +10,22 @@ import argparse
 import importlib
 import sys
 
+from star import __version__
 from star.errors import InputError
 
 # command -> (module, one-line help)
-COMMANDS = {
+USER_COMMANDS = {
+    "caption": ("star.caption", "caption a match video: JSON, SubRip subtitles and a viewer page"),
+    "evaluate": ("star.evaluate", "dense-captioning metrics of predictions (official semantics, reproducible)"),
+    "tables": ("star.eval.tables", "CSV and Markdown tables from `star evaluate --json` metric files"),
+    "download": ("star.data.download", "SoccerNet labels and features with the SoccerNet package's downloader"),
+    "doctor": ("star.data.doctor", "check a SoccerNet data root: files, feature fps and dims, timestamps, splits"),
+    "viewer": ("star.viewer", "a game's viewer page: video, subtitles, confidence, predicted vs ground truth"),
+    "export": ("star.checkpoint", "checkpoint folder for `star caption` (safetensors + JSON) from a workflow run"),
+}
+STAGE_COMMANDS = {
     "world": ("star.world.synthesize", "build the synthetic broadcast world (SoccerNet tree)"),
-    "manifest": ("star.data.manifest", "write the games manifest (id, split, path) of a config"),
+    "manifest": ("star.data.manifest", "write the games manifest (id, split, path) of a config, or a split's list"),
     "decode": ("star.video.decode", "decode one half video to frames at a fixed fps (HDF5)"),
     "encoder-finetune": ("star.features.finetune", "fine-tune the PP-TimesFormer on train-split event labels"),
     "features-extract": ("star.features.extract", "PP-TimesFormer clip features of one half (HDF5)"),
@@ -27,25 +37,41 @@ COMMANDS = {
     "spotting-infer": ("star.infer.spots", "spots of one half: sliding window + non-maximum suppression"),
     "captioning-train": ("star.train.captioning", "train a method's captioner on the train split's annotations"),
     "captioning-infer": ("star.infer.captions", "captions of one game at its spots (official predictions JSON)"),
-    "evaluate": ("star.evaluate", "dense-captioning metrics of predictions (official semantics, reproducible)"),
-    "tables": ("star.eval.tables", "CSV and Markdown tables from `star evaluate --json` metric files"),
-    "download": ("star.data.download", "SoccerNet labels and features with the SoccerNet package's downloader"),
-    "doctor": ("star.data.doctor", "check a SoccerNet data root: files, feature fps and dims, timestamps, splits"),
-    "caption": ("star.caption", "caption a match video: JSON, SubRip subtitles and an HTML timeline"),
-    "export": ("star.checkpoint", "checkpoint folder for `star caption` (safetensors + JSON) from a workflow run"),
+    "plot": ("star.plots", "the report's figures: training curves, spotting confidence, pitch, probe"),
 }
+COMMANDS = {**USER_COMMANDS, **STAGE_COMMANDS}
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Shows each option's default unless its help already speaks of it (or there is none to show)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if ("default" in text or not action.option_strings or action.default in (None, False, [], argparse.SUPPRESS)
+                or isinstance(action, argparse._VersionAction)):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def command_list() -> str:
+    width = max(map(len, COMMANDS)) + 2
+    lines = ["user commands:"] + [f"  {k:<{width}}{v[1]}" for k, v in USER_COMMANDS.items()]
+    lines += ["", "pipeline stages (what the workflow's rules run; see `snakemake -n -p`):"]
+    lines += [f"  {k:<{width}}{v[1]}" for k, v in STAGE_COMMANDS.items()]
+    return "\n".join(lines + ["", "`star <command> --help` describes a command's arguments."])
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="star", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=sorted(COMMANDS),
-                        help="; ".join(f"{k}: {v[1]}" for k, v in COMMANDS.items()))
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
-        parser.parse_args(argv[:1] or ["--help"])
+    parser = argparse.ArgumentParser(prog="star", description=__doc__.splitlines()[0], epilog=command_list(),
+                                     formatter_class=HelpFormatter, usage="star [--version] <command> [args ...]")
+    parser.add_argument("--version", action="version", version=f"star {__version__}")
+    parser.add_argument("command", choices=list(COMMANDS), metavar="command", help="one of the commands below")
+    if not argv or argv[0] not in COMMANDS:
+        parser.parse_args(argv[:1] or ["--help"])   # --help, --version, or an unknown command's error
     module_name, help_text = COMMANDS[argv[0]]
     module = importlib.import_module(module_name)
-    sub = argparse.ArgumentParser(prog=f"star {argv[0]}", description=help_text)
+    sub = argparse.ArgumentParser(prog=f"star {argv[0]}", description=help_text, formatter_class=HelpFormatter)
     module.add_arguments(sub)
     args = sub.parse_args(argv[1:])
     try:

@@ -15,7 +15,7 @@ from star.cli import main
 from star.data.games import read_manifest
 from star.data.soccernet import load_labels
 from star.eval.dvc import load_predictions
-from star.export import srt_text, write_html
+from star.viewer import HalfView, srt_text, write_page
 
 FAST_TRAIN = {"steps": 2, "batch_size": 8, "eval_every": 2, "checkpoint_every": 2, "warmup_steps": 1,
               "max_valid_samples": 8}
@@ -111,7 +111,8 @@ def test_caption_writes_official_predictions_subtitles_and_a_timeline(captioned)
     assert sorted(c[3] for c in cues) == sorted(" ".join(t.split()) for t in comments)
 
     page = (captioned / "1_224p.html").read_text(encoding="utf-8")
-    assert '<video id="video" controls preload="metadata" src="1_224p.mkv">' in page
+    assert '<video controls preload="metadata" src="1_224p.mkv">' in page
+    assert '<svg class="confidence"' in page   # the spotter's confidence of every second
     assert all(html.escape(text) in page for text in comments)
     truth = load_labels(captioned / "Labels-caption.json").half(1)
     assert truth and all(html.escape(a.anonymized) in page for a in truth)
@@ -131,7 +132,7 @@ def test_the_second_half_joins_the_first_in_the_games_predictions(captioned, che
 def test_html_escapes_captions_and_points_at_the_video_relatively(tmp_path):
     video = tmp_path / "videos" / "my game #1.mkv"
     captions = [{"seconds": 12, "label": "goal", "comment": "<script>alert(1)</script> & [PLAYER] scores"}]
-    write_html(tmp_path / "pages" / "page.html", video, 2, 60, captions)
+    write_page(tmp_path / "pages" / "page.html", "game", [HalfView(2, 60, captions)], {2: video})
     page = (tmp_path / "pages" / "page.html").read_text()
     assert 'src="../videos/my%20game%20%231.mkv"' in page
     assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; [PLAYER]" in page

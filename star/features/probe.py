@@ -17,7 +17,7 @@ import json
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, balanced_accuracy_score
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from tqdm import tqdm
@@ -78,14 +78,18 @@ def fit_probe(x: np.ndarray, y: np.ndarray, cfg: dict, seed: int):
 
 
 def scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
-    """Balanced accuracy over the classes present, plain accuracy, and event-vs-background balanced accuracy."""
+    """Balanced accuracy over the classes present, plain accuracy, event-vs-background balanced accuracy, and the
+    confusion matrix (rows: true class, columns: predicted; over the classes either side names)."""
     present = np.unique(y_true)
+    named = np.union1d(present, np.unique(y_pred))
     return {
         "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "event_vs_background_balanced_accuracy": float(balanced_accuracy_score(y_true > 0, y_pred > 0))
         if len(np.unique(y_true > 0)) > 1 else None,
         "recall_per_class": {CLASSES[c]: float(np.mean(y_pred[y_true == c] == c)) for c in present},
+        "confusion": {"classes": [CLASSES[c] for c in named],
+                      "matrix": confusion_matrix(y_true, y_pred, labels=named).tolist()},
     }
 
 

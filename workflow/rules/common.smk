@@ -1,10 +1,12 @@
-# Helpers every rule file uses: the validated config, the games, paths, code hashes, the `star` command.
+# Helpers of the workflow (the other .smk files hold only rules): the validated config, the games, paths, code hashes,
+# the `star` command, GPU resources, the Java check, then each stage family's input and argument functions.
 import json
 import re
 import shlex
 import sys
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -16,6 +18,7 @@ from snakemake_interface_executor_plugins.settings import DeploymentMethod
 from star import config as star_config
 from star.data.games import list_games
 from star.provenance import code_hash
+from star.train.loop import cuda_jobs, local_gpus
 
 # Validate once (schema and cross-key rules, before any job), fill defaults from the schema; a bad key or value
 # stops here with its dotted path. Whole floats become ints (`fps: 1.0` is `fps: 1`): equal settings, equal params.
@@ -31,10 +34,31 @@ SYNTHETIC = config["dataset"]["source"] == "synthetic"
 PP = config["features"]["pptimesformer"]
 POSITIONS = config["positions"]
 
-# Rules run `python -m star ...` with this checkout first on the path (conda envs need not install it); without
-# --sdm conda they run in the interpreter that runs Snakemake.
+# Rules call `star <command>`: a shell function that runs `python -m star` with this checkout first on the path
+# (conda envs need not install it); without --sdm conda, in the interpreter that runs Snakemake.
 _PYTHON = "python" if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method else sys.executable
-STAR = f'PYTHONPATH="{workflow.basedir}${{PYTHONPATH:+:$PYTHONPATH}}" {_PYTHON} -m star'
+_PREFIX = (f"set -euo pipefail; star() {{ PYTHONPATH={shlex.quote(workflow.basedir)}\"${{PYTHONPATH:+:$PYTHONPATH}}\""
+           f" {shlex.quote(_PYTHON)} -m star \"$@\"; }}; ")
+shell.prefix(_PREFIX.replace("{", "{{").replace("}", "}}"))  # shell.prefix formats its text like a rule's command
+
+# GPU jobs (training, torch inference) hold `gpu=1` when the models run on CUDA (model.device `cuda`, or `auto`
+# where torch sees a GPU), so `--resources gpu=N` caps how many run at once; without it, a local run is capped at
+# the GPUs torch sees here (cluster jobs ask their scheduler, profiles/slurm). On CPU they hold none.
+GPU = 1 if cuda_jobs(config["model"]["device"]) else 0
+if GPU and workflow.local_exec and "gpu" not in workflow.global_resources and local_gpus():
+    workflow.register_resource("gpu", local_gpus())
+
+
+onstart:
+    # Java runs the evaluator's PTB tokenizer and METEOR: a missing one stops the run before any training.
+    if any(job.rule.name == "evaluate_captions" for job in workflow.dag.needrun_jobs()):
+        from star.eval.dvc import JavaError, find_java
+
+        try:
+            find_java()
+        except JavaError as exc:
+            raise WorkflowError(f"evaluate_captions needs Java, checked before any job runs: {exc}") from None
+
 
 wildcard_constraints:
     game="|".join(map(re.escape, GAMES)) or "NO_GAMES",
@@ -93,17 +117,249 @@ def data_targets():
     return targets
 
 
-rule dataset_manifest:
-    output:
-        manifest="results/dataset/games.tsv",
-    params:
-        cfg=section_json_of("seed", "dataset", "world"),
-        code=code_hash("star.data.manifest"),
-    log:
-        "results/logs/dataset_manifest.log",
-    benchmark:
-        "results/benchmarks/dataset_manifest.tsv"
-    conda:
-        env("video")
-    shell:
-        "{STAR} manifest --config {params.cfg:q} --out {output.manifest:q} > {log:q} 2>&1"
+# --- Features ------------------------------------------------------------------------------------------------------
+PP_WEIGHTS = PP["weights"] or f"results/encoder/pptimesformer_{PP['preset']}.pdparams"
+IMPORTED = [e for e in config["features"]["encoders"] if e != "pptimesformer"]
+
+
+def labels_of(split):
+    """The labels file of every half of `split`, parallel to halves_of(split, ...)."""
+    return [game_file(g, config["dataset"]["labels"]) for g in SPLIT_IDS[split] for h in HALVES]
+
+
+def video_duration_arg(w):
+    """`--video V` when the half's video is on disk: the import then checks rows / fps against its duration
+    (a 2-fps file declared 1 fps is caught). A features-only SoccerNet tree has no videos: the rows must then
+    reach the half's last annotation (a 1-fps file declared 2 fps is caught)."""
+    video = game_file(w.game, half_file(config["dataset"]["video"], w.half))
+    if Path(video).is_file():
+        return f"--video {shlex.quote(video)}"
+    labels = game_file(w.game, config["dataset"]["labels"])
+    return f"--labels {shlex.quote(labels)}" if Path(labels).is_file() else ""
+
+
+def probe_frames(split):
+    """Frames caches for the probe's mean-colour baseline (pptimesformer only: imported features have none)."""
+
+    def inputs(w):
+        return halves_of(split, "results/frames/{game}/{half}.h5") if w.encoder == "pptimesformer" else []
+
+    return inputs
+
+
+# --- Positions -----------------------------------------------------------------------------------------------------
+from star.positions.localize import code_modules as positions_code_modules
+
+BACKEND = POSITIONS["backend"]
+FRAMES = "results/frames/{game}/{half}.h5"
+
+
+def positions_inputs(w):
+    if BACKEND == "classical":
+        return {"frames": FRAMES.format(**w)}
+    if BACKEND == "gamestate_json":
+        return {"json": game_file(w.game, half_file(POSITIONS["gamestate_json"]["file"], w.half))}
+    return {"video": game_file(w.game, half_file(config["dataset"]["video"], w.half)), "frames": FRAMES.format(**w)}
+
+
+def positions_args(w, input):
+    args = {"classical": "--frames {frames}", "gamestate_json": "--game-dir {game_dir}",
+            "sngamestate": "--video {video} --frames {frames} --work {work}"}[BACKEND]
+    return args.format(
+        frames=shlex.quote(str(input.get("frames", ""))), video=shlex.quote(str(input.get("video", ""))),
+        game_dir=shlex.quote(str(Path(game_file(w.game, "")))), work=f"results/positions/work/{w.game}_{w.half}")
+
+
+# --- Spotting and the model stages ---------------------------------------------------------------------------------
+from star.train.common import TOKENIZERS, parse_variant, spotting_variant
+from star.train.stage import stage_code as train_code
+
+METHODS = config["methods"]
+METHOD_NAMES = {"sdvc": "SDVC", "delta": "Delta", "star": "STaR"}
+ENCODERS = config["features"]["encoders"]
+TABLES = config["tables"]
+TABLE_ENCODER = TABLES["encoder"] or ENCODERS[0]
+LABELS = config["dataset"]["labels"]
+MODEL_DIR = "results/{stage}/{{method}}/{{encoder}}/{{variant}}"
+SPOTTING_DIR, CAPTIONING_DIR = MODEL_DIR.format(stage="spotting"), MODEL_DIR.format(stage="captioning")
+
+wildcard_constraints:
+    method="sdvc|delta|star",
+    encoder="|".join(map(re.escape, ENCODERS)),
+    variant="default|[a-z0-9]+(-[a-z0-9]+)*",
+
+
+def stage_json(stage):
+    """What a model stage reads of the config: seed, the dataset's halves and labels file, model, its section."""
+    return literal(star_config.to_json({
+        "seed": config["seed"], "model": config["model"], stage: config[stage],
+        "dataset": {"halves": HALVES, "labels": LABELS}}))
+
+
+def stage_code(stage):
+    """Code hash of a model stage: its module and the method's model module (imported by name)."""
+    return lambda w: train_code(stage, w.method)
+
+
+def uses_positions(method, variant):
+    """Only STaR reads positions (its SSS), unless the variant drops them."""
+    return method == "star" and "use_positions" not in parse_variant(variant)
+
+
+def train_inputs(w):
+    """Manifest, labels and caches of the train and valid splits (positions where the model reads them)."""
+    games = SPLIT_IDS["train"] + SPLIT_IDS["valid"]
+    files = {
+        "manifest": "results/dataset/games.tsv",
+        "labels": [game_file(g, LABELS) for g in games],
+        "features": [f"results/features/{w.encoder}/{g}/{h}.h5" for g in games for h in HALVES],
+    }
+    if uses_positions(w.method, w.variant):
+        files["positions"] = [f"results/positions/{BACKEND}/{g}/{h}.h5" for g in games for h in HALVES]
+    return files
+
+
+def train_args(w, input):
+    positions = f" --positions results/positions/{BACKEND}" if "positions" in input.keys() else ""
+    return (f"--method {w.method} --variant {w.variant} --manifest {shlex.quote(input.manifest)}"
+            f" --labels-root {shlex.quote(ROOT)} --features results/features/{w.encoder}{positions}")
+
+
+def spotting_infer_inputs(w):
+    files = {"model": f"results/spotting/{w.method}/{w.encoder}/{w.variant}/model.safetensors",
+             "features": f"results/features/{w.encoder}/{w.game}/{w.half}.h5"}
+    if uses_positions(w.method, w.variant):
+        files["positions"] = f"results/positions/{BACKEND}/{w.game}/{w.half}.h5"
+    return files
+
+
+def spotting_infer_args(w, input):
+    return f"--positions {shlex.quote(input.positions)}" if "positions" in input.keys() else ""
+
+
+# --- Captioning ----------------------------------------------------------------------------------------------------
+GAME_IDS = {g.path: g.id for g in GAMES.values()}
+PREDICTIONS = "results_dense_captioning.json"
+
+
+def captioning_infer_inputs(w):
+    game = GAME_IDS[w.gamepath]
+    inputs = {
+        "model": f"results/captioning/{w.method}/{w.encoder}/{w.variant}/model.safetensors",
+        "features": [f"results/features/{w.encoder}/{game}/{h}.h5" for h in HALVES],
+    }
+    if uses_positions(w.method, w.variant):
+        inputs["positions"] = [f"results/positions/{BACKEND}/{game}/{h}.h5" for h in HALVES]
+    if w.anchors == "gt":
+        inputs["labels"] = game_file(game, LABELS)
+    else:
+        spotter = f"results/spotting/{w.method}/{w.encoder}/{spotting_variant(w.variant)}"
+        inputs["spots"] = [f"{spotter}/spots/{game}/{h}.json" for h in HALVES]
+    return inputs
+
+
+def captioning_infer_args(w, input):
+    quoted = lambda files: " ".join(shlex.quote(str(f)) for f in files)
+    args = f"--features {quoted(input.features)}"
+    if "positions" in input.keys():
+        args += f" --positions {quoted(input.positions)}"
+    return args + (f" --labels {shlex.quote(input.labels)}" if w.anchors == "gt" else f" --spots {quoted(input.spots)}")
+
+
+# --- Evaluation and tables -----------------------------------------------------------------------------------------
+ENCODER_NAMES = {"pptimesformer": "PP-TimesFormer", "baidu": "Baidu", "resnet": "ResNET",
+                 "resnet_pca512": "ResNET-PCA512", "c3d": "C3D", "c3d_pca512": "C3D-PCA512", "i3d": "I3D",
+                 "i3d_pca512": "I3D-PCA512"}
+YES, NO = "✓", "×"
+
+
+def encoder_fps(encoder):
+    fps = config["decode"]["fps"] if encoder == "pptimesformer" else config["features"]["import"][encoder]["fps"]
+    return f"{fps:g}"
+
+
+def variant_name(blur=1, use_global=True, use_positions=True):
+    """The canonical variant of STaR's ablation switches (the same run serves every table that needs it)."""
+    switches = ([f"blur{blur}"] if blur != 1 else []) + ([] if use_global else ["noglobal"])
+    return "-".join(switches + ([] if use_positions else ["nopos"])) or "default"
+
+
+def metrics_file(method, encoder, variant, anchors, window):
+    return f"results/metrics/{method}/{encoder}/{variant}/{anchors}@{window}.json"
+
+
+def row_meta(w, anchors=None):
+    """`star evaluate` metadata of a run: method, encoder, feature rate, anchors, and STaR's ablation switches."""
+    meta = (f"--method {METHOD_NAMES[w.method]} --encoder {shlex.quote(ENCODER_NAMES.get(w.encoder, w.encoder))}"
+            f" --fps {encoder_fps(w.encoder)} --meta anchors={anchors or w.anchors}")
+    if w.method == "star":
+        switches = parse_variant(w.variant)
+        mark = lambda on: YES if on else NO
+        meta += (f" --meta G.={mark(switches.get('use_global', True))}"
+                 f" --meta P.={mark(switches.get('use_positions', True))}"
+                 f" --meta SSS={mark(switches.get('use_positions', True))} --meta Blurring={switches.get('blur', 1)}")
+    return meta
+
+
+def table3_files():
+    files = []
+    for blur in sorted(TABLES["blur"], reverse=True):  # the paper's order: strongest blurring first
+        for positions in (False, True):
+            variant = variant_name(blur=blur, use_positions=positions)
+            files += [metrics_file("star", TABLE_ENCODER, variant, "spots", 30),
+                      metrics_file("star", TABLE_ENCODER, variant, "gt", "captioning")]
+    return files
+
+
+TABLE_FILES = {
+    "table1": [metrics_file(m, e, "default", "spots", 30) for e in ENCODERS for m in METHODS],
+    "table3": table3_files(),
+    "table4": [metrics_file(m, TABLE_ENCODER, "default", "gt", window) for m in METHODS for window in ("captioning", 5)],
+    "table6": [metrics_file("star", TABLE_ENCODER, variant_name(use_global=g, use_positions=p), "spots", 30)
+               for p, g in ((False, False), (False, True), (True, False), (True, True))],
+}
+TABLE_COLUMNS = {
+    "table1": "table1",
+    "table3": "Blurring,SSS,B4@30,M@30,R@30,C@30,B@4=B4@captioning,M=M@captioning,R=R-L@captioning,C=C@captioning",
+    "table4": "table4",
+    "table6": "table6",
+}
+
+
+# --- Report: figures, viewer pages ---------------------------------------------------------------------------------
+def run_of(metrics):
+    """(method, encoder, variant, anchors) of a metrics file results/metrics/<m>/<e>/<v>/<anchors>@<window>.json."""
+    method, encoder, variant, name = metrics.split("/")[2:6]
+    return method, encoder, variant, name.split("@")[0]
+
+
+def table_figures(table):
+    """What the report shows beside a table, built with it: the training curves of every model behind its rows;
+    for Table 1 also each spotter's confidence over the test games, their viewer pages, the feature probe's
+    confusion matrix and (synthetic world) localized players on the pitch."""
+    figures = set()
+    for method, encoder, variant, anchors in map(run_of, TABLE_FILES[table]):
+        spotter = spotting_variant(variant)
+        figures.add(f"results/plots/training/captioning/{method}/{encoder}/{variant}.png")
+        if anchors == "spots":
+            figures.add(f"results/plots/training/spotting/{method}/{encoder}/{spotter}.png")
+        if table == "table1":
+            for game in SPLIT_IDS["test"]:
+                figures.add(f"results/plots/spotting/{method}/{encoder}/{spotter}/{game}.png")
+                figures.add(f"results/viewer/{method}/{encoder}/{variant}/{game}.html")
+    if table == "table1":
+        figures |= {f"results/plots/probe/{encoder}.png" for encoder in ENCODERS}
+        if SYNTHETIC:
+            figures |= {f"results/plots/positions/{game}/{HALVES[0]}.png" for game in SPLIT_IDS["test"]}
+    return sorted(figures)
+
+
+def built_tables():
+    """Table 1, and every other table already built (so the report shows them without starting their runs)."""
+    return ["results/table1.csv"] + [f"results/{t}.csv" for t in TABLE_FILES
+                                     if t != "table1" and Path(f"results/{t}.csv").is_file()]
+
+
+def spots_of(method, encoder, variant, game):
+    spotter = f"results/spotting/{method}/{encoder}/{spotting_variant(variant)}"
+    return [f"{spotter}/spots/{game}/{h}.json" for h in HALVES]

@@ -2,28 +2,6 @@
 # classical (pixels of the decoded frames), gamestate_json (Game State JSON in each game folder), sngamestate
 # (tracklab on the half video, in its own environment, see envs/gamestate.yaml).
 
-from star.positions.localize import code_modules as positions_code_modules
-
-BACKEND = POSITIONS["backend"]
-FRAMES = "results/frames/{game}/{half}.h5"
-
-
-def positions_inputs(w):
-    if BACKEND == "classical":
-        return {"frames": FRAMES.format(**w)}
-    if BACKEND == "gamestate_json":
-        return {"json": game_file(w.game, half_file(POSITIONS["gamestate_json"]["file"], w.half))}
-    return {"video": game_file(w.game, half_file(config["dataset"]["video"], w.half)), "frames": FRAMES.format(**w)}
-
-
-def positions_args(w, input):
-    args = {"classical": "--frames {frames}", "gamestate_json": "--game-dir {game_dir}",
-            "sngamestate": "--video {video} --frames {frames} --work {work}"}[BACKEND]
-    return args.format(
-        frames=shlex.quote(str(input.get("frames", ""))), video=shlex.quote(str(input.get("video", ""))),
-        game_dir=shlex.quote(str(Path(game_file(w.game, "")))), work=f"results/positions/work/{w.game}_{w.half}")
-
-
 rule positions_localize:
     input:
         unpack(positions_inputs),
@@ -40,7 +18,7 @@ rule positions_localize:
     conda:
         env("video")
     shell:
-        "{STAR} positions-localize {params.args} --out {output.positions:q} --game {wildcards.game} --half {wildcards.half}"
+        "star positions-localize {params.args} --out {output.positions:q} --game {wildcards.game} --half {wildcards.half}"
         " --config {params.cfg:q} > {log:q} 2>&1"
 
 
@@ -56,6 +34,7 @@ if SYNTHETIC:
             report=f"results/positions/{BACKEND}/evaluation.json",
         params:
             cfg=section_json("positions"),
+            root=literal(ROOT),
             code=code_hash("star.positions.evaluate"),
         log:
             "results/logs/positions_evaluate.log",
@@ -64,5 +43,5 @@ if SYNTHETIC:
         conda:
             env("video")
         shell:
-            "{STAR} positions-evaluate --positions {input.positions:q} --root {ROOT:q} --manifest {input.manifest:q}"
+            "star positions-evaluate --positions {input.positions:q} --root {params.root:q} --manifest {input.manifest:q}"
             " --config {params.cfg:q} --out {output.report:q} > {log:q} 2>&1"

@@ -1,4 +1,4 @@
-# Decoding: every half video to frames at decode.fps, picked by timestamp.
+# Every half video to frames at decode.fps, each frame picked by its timestamp (PyAV).
 
 
 rule video_decode:
@@ -16,5 +16,5 @@ rule video_decode:
     conda:
         env("video")
     shell:
-        "{STAR} decode --video {input.video:q} --out {output.frames:q} --game {wildcards.game} --half {wildcards.half}"
+        "star decode --video {input.video:q} --out {output.frames:q} --game {wildcards.game} --half {wildcards.half}"
         " --config {params.cfg:q} > {log:q} 2>&1"

@@ -10,13 +10,14 @@ if SYNTHETIC:
     rule world_synthesize:
         output:
             labels=f"{ROOT}/{{gamepath}}/{config['dataset']['labels']}",
-            videos=[f"{ROOT}/{{gamepath}}/" + half_file(config["dataset"]["video"], h) for h in HALVES],
+            videos=[f"{ROOT}/{{gamepath}}/{half_file(config['dataset']['video'], h)}" for h in HALVES],
             gamestate=[f"{ROOT}/{{gamepath}}/{h}_Labels-GameState.json" for h in HALVES],
             cameras=[f"{ROOT}/{{gamepath}}/{h}_camera.json" for h in HALVES],
         wildcard_constraints:
             gamepath="|".join(re.escape(g.path) for g in GAMES.values()),
         params:
             cfg=WORLD_CFG,
+            root=literal(ROOT),
             code=code_hash("star.world.synthesize"),
         log:
             "results/logs/world_synthesize/{gamepath}.log",
@@ -25,13 +26,14 @@ if SYNTHETIC:
         conda:
             env("video")
         shell:
-            "{STAR} world --config {params.cfg:q} --root {ROOT:q} --only {wildcards.gamepath:q} > {log:q} 2>&1"
+            "star world --config {params.cfg:q} --root {params.root:q} --only {wildcards.gamepath:q} > {log:q} 2>&1"
 
     rule world_splits:
         output:
             splits=expand(f"{ROOT}/splits/{{split}}.txt", split=("train", "valid", "test")),
         params:
             cfg=WORLD_CFG,
+            root=literal(ROOT),
             code=code_hash("star.world.synthesize"),
         log:
             "results/logs/world_splits.log",
@@ -40,4 +42,4 @@ if SYNTHETIC:
         conda:
             env("video")
         shell:
-            "{STAR} world --config {params.cfg:q} --root {ROOT:q} --splits-only > {log:q} 2>&1"
+            "star world --config {params.cfg:q} --root {params.root:q} --splits-only > {log:q} 2>&1"

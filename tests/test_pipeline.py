@@ -1,7 +1,8 @@
 """The model stages end to end on the tiny world: `snakemake results/table1.csv` trains, spots, captions, evaluates
-and tabulates SDVC, Delta and STaR, and a second run has nothing to do."""
+and tabulates SDVC, Delta and STaR, a second run has nothing to do, and `snakemake --report` shows it all."""
 
 import json
+import re
 import shutil
 
 import pandas as pd
@@ -41,6 +42,19 @@ def test_table1_from_the_tiny_world(tiny_world, tmp_path):
         assert not list((work / "results").rglob("*.ckpt"))
 
     assert planned_jobs(snakemake(work, "-n", *configs, "--", "results/table1.csv")) == {}
+
+    # the report of that run: Table 1, every model's training curves, each spotter's confidence over the test
+    # game, the viewer pages, the probe and the pitch view
+    snakemake(work, *configs, "--report", str(work / "report.html"))
+    shown = set(re.findall(r"results/[\w./-]+?\.(?:png|html|csv)", (work / "report.html").read_text()))
+    game = next(line.split("\t")[0] for line in (work / "results/dataset/games.tsv").read_text().splitlines()
+                if "\ttest\t" in line)
+    assert "results/table1.csv" in shown
+    for method in ("sdvc", "delta", "star"):
+        run = f"{method}/pptimesformer/default"
+        assert {f"results/plots/training/spotting/{run}.png", f"results/plots/training/captioning/{run}.png",
+                f"results/plots/spotting/{run}/{game}.png", f"results/viewer/{run}/{game}.html"} <= shown
+    assert {"results/plots/probe/pptimesformer.png", f"results/plots/positions/{game}/1.png"} <= shown
 
 
 @pytest.mark.slow

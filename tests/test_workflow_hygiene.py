@@ -40,7 +40,7 @@ def dry_run(tmp_path, device, *targets):
 
 
 def test_gpu_rules_hold_a_gpu_only_when_the_models_run_on_cuda(tmp_path):
-    model = "results/spotting/star/pptimesformer/default/model.pt"
+    model = "results/spotting/star/pptimesformer/default/model.safetensors"
     on_cuda = dry_run(tmp_path, "cuda", model)
     assert re.search(r"rule spotting_train:(?:\n    .*)*\n    resources: [^\n]*gpu=1", on_cuda)
     assert not re.search(r"rule (?!spotting_train)\w+:(?:\n    .*)*\n    resources: [^\n]*gpu=1", on_cuda)

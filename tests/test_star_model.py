@@ -122,27 +122,36 @@ def test_spotter_switches(use_global, use_positions):
     assert (spotter.sss is not None) == use_positions
 
 
-def test_feature_statistics_come_from_the_first_training_batch_and_are_saved():
-    spotter = build_spotter("star", tiny_config(), 16)
-    batch = make_batch()
-    batch.local_mask[0, :3] = False
-    batch.local[0, :3] = 1e6  # padding: not part of the statistics
-    batch.local[..., 0] = batch.local[..., 0] * 5 + 100
-    spotter.eval()
-    spotter(batch)
-    assert not spotter.feature_norm.ready  # inference never estimates
-    spotter.train()
-    spotter(batch)
-    norm = spotter.feature_norm
-    standardised = norm(batch.local)[batch.local_mask]
-    torch.testing.assert_close(standardised.mean(0), torch.zeros(16), atol=1e-5, rtol=0)
-    torch.testing.assert_close(standardised.std(0), torch.ones(16), atol=1e-5, rtol=0)
-    mean = norm.mean.clone()
-    spotter(make_batch(seed=1))  # later batches leave them alone
-    assert torch.equal(norm.mean, mean)
-    restored = build_spotter("star", tiny_config(), 16)
-    restored.load_state_dict(spotter.state_dict())
-    assert restored.feature_norm.ready and torch.equal(restored.feature_norm.mean, mean)
+@pytest.mark.parametrize("stage", ["spotting", "captioning"])
+def test_global_stage_once_per_half_equals_once_per_sample(stage):
+    """A batch carrying each distinct half once (global_index) gives the outputs, and the gradients, of one that
+    repeats the half for every sample."""
+    torch.manual_seed(0)
+    tokenizer = train_bpe(CAPTIONS * 5, vocab_size=300)
+    cfg = tiny_config(dropout=0.0, filter_alpha=0.5, memory_tau=0.5)
+    cfg.decoder.dropout = 0.0
+    model = (build_spotter("star", cfg, 16) if stage == "spotting" else build_captioner("star", cfg, 16, tokenizer))
+    per_half = make_batch(b=3, tokenizer=tokenizer)  # halves: rows 0 and 1 (row 1 five samples shorter)
+    per_half = dataclasses.replace(per_half, global_=per_half.global_[:2], global_mask=per_half.global_mask[:2],
+                                   global_index=torch.tensor([1, 0, 1]))
+    per_sample = dataclasses.replace(per_half, global_=per_half.global_[[1, 0, 1]],
+                                     global_mask=per_half.global_mask[[1, 0, 1]], global_index=None)
+    outputs, grads = [], []
+    for batch in (per_half, per_sample):
+        model.zero_grad()
+        out = model(batch)
+        (out.sum() if stage == "spotting" else out).backward()
+        outputs.append(out.detach())
+        grads.append(model.context.project.weight.grad.clone())
+    torch.testing.assert_close(outputs[0], outputs[1], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-5, rtol=1e-4)
+    if stage == "spotting":  # and global latents computed beforehand, as spotting inference does
+        model.eval()
+        cached = model.global_latents(per_half)
+        torch.testing.assert_close(model(per_half, global_latents=cached), model(per_half))
+        # float16 global features (model.global_dtype) stay close
+        fp16 = dataclasses.replace(per_half, global_=per_half.global_.half())
+        torch.testing.assert_close(model(fp16), model(per_half), atol=1e-2, rtol=1e-2)
 
 
 def test_captioner_learns_to_tell_two_windows_apart():

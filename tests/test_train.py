@@ -16,7 +16,8 @@ from star.data.soccernet import CAPTION_LABELS
 from star.errors import InputError
 from star.models.vocab import WordVocab
 from star.train.common import method_config, parse_variant, read_config, spotting_variant
-from star.train.datasets import CaptioningDataset, Collate, Inputs, SpottingDataset, load_halves
+from star.train.datasets import (CacheReader, CaptioningDataset, Collate, HalfGroups, Inputs, SpottingDataset,
+                                 load_halves)
 from star.train.loop import (Dist, fit, seed_everything, setup_distributed, spotting_loss, step_batches,
                              validation_loss)
 from tests.caches import CAPTIONS, EVENTS, features_of, write_store
@@ -100,12 +101,17 @@ def test_collate_pads_global_features_and_tokens(store, tmp_path):
     short = replace(train[0], features=path, length=40)   # a shorter half
     dataset = CaptioningDataset([short, train[1]], Inputs(window=6), anchors=None)
     vocab = WordVocab.build(CAPTIONS.values(), 1)
-    batch = Collate(vocab, max_tokens=6)([dataset[0], dataset[len(dataset) - 1]])
-    assert batch.local.shape == (2, 6, 16) and batch.global_.shape == (2, 60, 16)
+    batch = Collate(vocab, max_tokens=6)([dataset[0], dataset[len(dataset) - 1], dataset[1]])
+    assert batch.local.shape == (3, 6, 16) and batch.global_.shape == (2, 60, 16)  # each distinct half once
+    assert batch.global_index.tolist() == [0, 1, 0]
     assert batch.global_mask.sum(1).tolist() == [40, 60] and not batch.global_[0, 40:].any()
-    assert batch.tokens.shape == (2, 6) and batch.token_mask.all()   # both captions cut to 5 words + <end>
-    assert batch.tokens[:, -1].tolist() == [vocab.end_id] * 2
-    assert batch.anchor.tolist() == [EVENTS[0][0], EVENTS[-1][0]]
+    assert batch.tokens.shape == (3, 6) and batch.token_mask.all()   # the captions cut to 5 words + <end>
+    assert batch.tokens[:, -1].tolist() == [vocab.end_id] * 3
+    assert batch.anchor.tolist()[:2] == [EVENTS[0][0], EVENTS[-1][0]]
+    sub = batch.select([1, 2])  # a sub-batch keeps the halves and maps its samples to them
+    assert sub.global_.shape == (2, 60, 16) and sub.global_index.tolist() == [1, 0]
+    one_half = Collate()([dataset[0], dataset[1]])
+    assert one_half.global_.shape == (1, 40, 16) and one_half.global_index.tolist() == [0, 0]
     assert dataset.captions[0] == CAPTIONS[EVENTS[0][1]]
 
 
@@ -116,6 +122,44 @@ def test_standardisation_applies_to_real_rows_only(store):
     raw = features_of(60, 16, 1)
     assert np.allclose(sample["local"][1:], (raw[:3] - 1) / 2) and not sample["local"][0].any()
     assert np.allclose(sample["global"], (raw - 1) / 2)
+
+
+def test_halves_are_standardised_once_and_the_store_stays_within_cache_mb(store):
+    train = halves(store)
+    mean, std = np.full(16, 1.0, np.float32), np.full(16, 2.0, np.float32)
+    half_mb = 60 * 16 * 4 / 2**20
+    reader = CacheReader(cache_mb=1.5 * half_mb)  # room for one half's global features
+    inputs = Inputs(window=4, mean=mean, std=std)
+    dataset = CaptioningDataset(train, inputs, anchors=[(0, 5), (0, 30), (1, 5)], reader=reader)
+    first, second = dataset[0], dataset[1]
+    assert first["global"] is second["global"]  # one standardised array per half, shared by its samples
+    raw = features_of(60, 16, 1)
+    # windows sliced from the stored half equal standardising the window itself, bit for bit
+    assert np.array_equal(second["local"], ((raw[28:32] - mean) / std).astype(np.float32))
+    dataset[2]  # the other half evicts the first
+    assert reader._arrays.bytes <= reader.cache_bytes and len(reader._arrays) == 1
+    fp16 = CaptioningDataset(train, inputs, anchors=[(0, 5)], reader=CacheReader(global_dtype="float16"))[0]
+    assert fp16["global"].dtype == np.float16 and np.allclose(fp16["global"], (raw - 1) / 2, atol=1e-2)
+    assert fp16["local"].dtype == np.float32
+
+
+def test_batches_grouped_by_half_visit_each_sample_at_most_once(store):
+    train = halves(store)
+    data = SpottingDataset(train, Inputs(window=6, with_global=False), radius_s=1, negatives_per_positive=2)
+    plain = data.epoch_batches(np.random.default_rng(0), 8)
+    assert all(len(b) == 8 for b in plain)
+    data.groups = HalfGroups(halves_per_batch=1, block_halves=1)
+    grouped = data.epoch_batches(np.random.default_rng(0), 8)
+    assert grouped and all(len(b) == 8 and len(set(data.half_index[b])) == 1 for b in grouped)
+    seen = np.concatenate(grouped)
+    assert len(set(seen.tolist())) == len(seen)
+    assert set(seen.tolist()) <= set(data.epoch_order(np.random.default_rng(0)).tolist())
+    # with blocks of one half, consecutive batches stay on a half until its chunks are used up
+    changes = sum(data.half_index[a[0]] != data.half_index[b[0]] for a, b in zip(grouped, grouped[1:]))
+    assert changes == len(set(data.half_index[seen])) - 1
+    data.groups = HalfGroups(halves_per_batch=2, block_halves=2)
+    two = data.epoch_batches(np.random.default_rng(1), 8)
+    assert all(len(b) == 8 for b in two) and any(len(set(data.half_index[b])) == 2 for b in two)
 
 
 # --- the loop ------------------------------------------------------------------------------------------------------

@@ -117,21 +117,33 @@ class SecondsDataset(WindowDataset):
 @torch.no_grad()
 def score_half(model: torch.nn.Module, dataset: SecondsDataset, batch_size: int,
                device: torch.device) -> np.ndarray:
-    """Class probabilities [S, 1 + n_labels] (background first) of every second."""
+    """Class probabilities [S, 1 + n_labels] (background first) of every second of the dataset's one half.
+    Memory: the half's global features once, plus one batch of windows."""
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=Collate())
     probs = []
+    per_half = getattr(model, "global_latents", None)  # STaR: its global stage, computed once for the half
+    cached = None
     for batch in tqdm(loader, desc="spotting", unit="batch", mininterval=2.0):
-        probs.append(model(batch.to(device)).float().softmax(-1))  # [B, 1 + n_labels]
+        batch = batch.to(device)
+        if per_half is not None:
+            cached = per_half(batch) if cached is None else cached
+            logits = model(batch, global_latents=cached)
+        else:
+            logits = model(batch)
+        probs.append(logits.float().softmax(-1))  # [B, 1 + n_labels]
     return torch.cat(probs).cpu().numpy()
 
 
 def spot_half(model: torch.nn.Module, content: dict, features: Path, positions: Path | None, section: dict,
-              device: torch.device) -> tuple[list[dict], np.ndarray, np.ndarray]:
-    """(spots, confidence [S], label index [S]) of one half: every second scored, then the selection rule."""
+              device: torch.device, cfg_model: dict | None = None) -> tuple[list[dict], np.ndarray, np.ndarray]:
+    """(spots, confidence [S], label index [S]) of one half: every second scored, then the selection rule.
+    `cfg_model`: the config's model section (the store's cache_mb and global_dtype; defaults when None)."""
+    cfg_model = cfg_model or {"cache_mb": 1024, "global_dtype": "float32"}
     length, fps, dim = feature_attrs(features)
     half = Half(Game("", "", ""), 0, features, positions, (), length, fps, dim)
     inputs = inputs_of(content, "spotting", features)
-    reader = CacheReader(global_stride=getattr(content["model_cfg"], "global_stride", 1))
+    reader = CacheReader(cfg_model["cache_mb"], global_stride=getattr(content["model_cfg"], "global_stride", 1),
+                         global_dtype=cfg_model["global_dtype"])
     probs = score_half(model, SecondsDataset(half, inputs, reader), section["infer_batch_size"], device)
     rule = selection_rule(section, content["method"])
     kept = select_spots(probs, rule, section["nms_window_s"], section["threshold"], section["per_label_threshold"])
@@ -155,7 +167,8 @@ def run(args: argparse.Namespace) -> int:
     section = cfg["spotting"]
     device = pick_device(cfg["model"]["device"])
     model, content = load_model(args.model, "spotting", device)
-    spots, confidence, label = spot_half(model, content, args.features, args.positions, section, device)
+    spots, confidence, label = spot_half(model, content, args.features, args.positions, section, device,
+                                         cfg["model"])
     used = {"spotting": section, "model": cfg["model"]}
     out = {**record("spotting-infer", used, code_hash(__name__), sources=[args.model], method=content["method"],
                     variant=content["variant"], features=str(args.features),

@@ -31,18 +31,20 @@ def window_times(anchor: torch.Tensor, length: int) -> torch.Tensor:
 
 @torch.no_grad()
 def filter_memory(features: torch.Tensor, mask: torch.Tensor, alpha: float, tau: float) -> torch.Tensor:
-    """Which frames G' keeps: [B, G, D] features + [B, G] mask -> [B, G] bool (see the module doc)."""
+    """Which frames G' keeps: [H, G, D] features + [H, G] mask -> [H, G] bool (see the module doc); a function of
+    each half's features alone, so it runs once per distinct half of a batch."""
     k = max(1, round(1 / alpha))
     filtered = torch.zeros_like(mask)
     filtered[:, ::k] = True
     filtered &= mask
-    valid = mask[..., None].float()  # [B, G, 1]
-    mean = (features.float() * valid).sum(1, keepdim=True) / valid.sum(1, keepdim=True).clamp(min=1)  # [B, 1, D]
-    unit = features.float() - mean  # one copy only: [B, G, D] is large on real halves (Baidu: ~2700 x 8576 each)
+    features = features.float()
+    valid = mask[:, None, :].float()  # [H, 1, G]
+    mean = (valid @ features) / valid.sum(-1, keepdim=True).clamp(min=1)  # [H, 1, D], no [H, G, D] temporary
+    unit = features - mean  # one copy only: [H, G, D] is large on real halves (Baidu: ~2700 x 8576 each)
     unit /= unit.norm(dim=-1, keepdim=True).clamp(min=1e-12)
-    similarity = unit @ unit[:, ::k].transpose(1, 2)  # [B, G, ceil(G / k)]: every frame against the kept ones
+    similarity = unit @ unit[:, ::k].transpose(1, 2)  # [H, G, ceil(G / k)]: every frame against the kept ones
     similarity = similarity.masked_fill(~filtered[:, None, ::k], float("-inf"))
-    novel = similarity.amax(-1) < tau  # [B, G]
+    novel = similarity.amax(-1) < tau  # [H, G]
     return filtered | (mask & novel)
 
 
@@ -77,13 +79,14 @@ class GlobalContextCapturer(nn.Module):
         return global_, global_mask, times
 
     def encode_global(self, global_: torch.Tensor, global_mask: torch.Tensor) -> torch.Tensor:
-        """Latents after the global stage, [B, R, dim]. It does not depend on the anchor: a caller scoring many
-        windows of one half can compute it once and pass it to `encode_local`."""
-        b, g, _ = global_.shape
-        latents = self.latents.expand(b, -1, -1)
+        """Latents after the global stage, one row per half: [H, G, D] + [H, G] -> [H, R, dim]. It does not depend
+        on the anchor, so it runs once per distinct half of a batch (and once per half at inference)."""
+        h, g, _ = global_.shape
+        latents = self.latents.expand(h, -1, -1)
         if self.global_resampler is None:
             return latents
-        times = (torch.arange(g, device=global_.device) * self.global_stride).expand(b, -1)  # [B, G]
+        global_ = global_.float()  # the store may hold float16
+        times = (torch.arange(g, device=global_.device) * self.global_stride).expand(h, -1)  # [H, G]
         global_, global_mask, times = self.select_global(global_, global_mask, times)
         return self.global_resampler(self.project(global_), latents, global_mask, times)
 
@@ -92,9 +95,16 @@ class GlobalContextCapturer(nn.Module):
         times = window_times(anchor, local.shape[1])
         return self.local_resampler(self.project(local), latents, local_mask, times)
 
-    def forward(self, local, local_mask, anchor, global_, global_mask) -> torch.Tensor:
-        """local [B, T, D] + [B, T], anchor [B], global_ [B, G, D] + [B, G] -> latents [B, R, dim]."""
-        return self.encode_local(local, local_mask, anchor, self.encode_global(global_, global_mask))
+    def forward(self, local, local_mask, anchor, global_, global_mask, global_index=None,
+                global_latents=None) -> torch.Tensor:
+        """local [B, T, D] + [B, T], anchor [B], global_ [H, G, D] + [H, G] of the distinct halves, global_index
+        [B] (each sample's half; None: H = B) -> latents [B, R, dim]. `global_latents` [H, R, dim], when given,
+        are `encode_global`'s result, computed earlier for these halves."""
+        if global_latents is None:
+            global_latents = self.encode_global(global_, global_mask)  # [H, R, dim]
+        if global_index is not None:
+            global_latents = global_latents[global_index]  # [B, R, dim]
+        return self.encode_local(local, local_mask, anchor, global_latents)
 
 
 class PositionContextCapturer(GlobalContextCapturer):

@@ -12,10 +12,10 @@ Ablations: `use_global` off drops the global stage of both capturers (the latent
 `use_positions` off drops the SSS (Table 3's "without SSS" and Table 6's "P"); `blur` is Table 3's feature
 blurring K, applied by the dataset.
 
-Input features are standardised per channel (`FeatureNorm`) with statistics of the training data (estimated on the
-first training batch, saved with the weights). Clip features can be dominated by one component shared by all
-frames (the synthetic world's differ from each other by ~1% of their norm), which attention would otherwise barely
-see past.
+Input features come standardised per channel by the dataset (`model.standardize`: the train split's statistics,
+saved with the model), the global ones once per half (star.train.datasets). The global stage runs once per
+distinct half of a batch (`Batch.global_index`), and a caller scoring many windows of one half can compute it once
+(`global_latents`) and pass it to `forward`.
 """
 
 from __future__ import annotations
@@ -96,33 +96,6 @@ class STaRConfig:
         return cls(**{**sizes, **overrides})
 
 
-class FeatureNorm(nn.Module):
-    """(x - mean) / std per channel. The statistics are estimated from the real frames of the first training
-    batch (a data-dependent initialisation, as ActNorm's) unless `set_statistics` gave them; they are buffers, so
-    they are saved with the weights."""
-
-    def __init__(self, dim: int, min_std: float = 1e-4):
-        super().__init__()
-        self.min_std = min_std
-        self.register_buffer("mean", torch.zeros(dim))
-        self.register_buffer("std", torch.ones(dim))
-        self.register_buffer("ready", torch.tensor(False))
-
-    @torch.no_grad()
-    def set_statistics(self, mean: torch.Tensor, std: torch.Tensor) -> None:
-        self.mean.copy_(torch.as_tensor(mean, dtype=self.mean.dtype))
-        self.std.copy_(torch.as_tensor(std, dtype=self.std.dtype).clamp(min=self.min_std))
-        self.ready.fill_(True)
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """x [..., D] (+ mask [...], True = real frame, used only to estimate the statistics)."""
-        if self.training and not self.ready:
-            frames = x[mask] if mask is not None else x.reshape(-1, x.shape[-1])  # [n, D]
-            if len(frames) > 1:
-                self.set_statistics(frames.mean(0), frames.std(0))
-        return (x - self.mean) / self.std
-
-
 def position_encoder(cfg: STaRConfig) -> PositionEncoder:
     return PositionEncoder(cfg.position_dim, cfg.grid_levels, cfg.grid_features, cfg.grid_log2_table,
                            cfg.grid_base_resolution, cfg.grid_per_level_scale, cfg.mlp_width, cfg.mlp_layers,
@@ -130,12 +103,11 @@ def position_encoder(cfg: STaRConfig) -> PositionEncoder:
 
 
 class STaRBase(nn.Module):
-    """What both stages share: feature standardisation and the optional SSS."""
+    """What both stages share: the optional SSS and the global stage."""
 
     def __init__(self, cfg: STaRConfig, feature_dim: int):
         super().__init__()
         self.cfg = cfg
-        self.feature_norm = FeatureNorm(feature_dim)
         self.sss = (SpatialSemanticSynthesizer(feature_dim, cfg.sss_dim, cfg.sss_heads, cfg.sss_dim_head,
                                                position_encoder(cfg), cfg.sss_blocks)
                     if cfg.use_positions else None)
@@ -147,16 +119,21 @@ class STaRBase(nn.Module):
                     global_stride=cfg.global_stride, global_depth=cfg.global_depth)
 
     def local_features(self, batch: Batch) -> torch.Tensor:
-        """The window's standardised features, enriched by the SSS when positions are used: [B, T, D]."""
-        local = self.feature_norm(batch.local, batch.local_mask)
+        """The window's features, enriched by the SSS when positions are used: [B, T, D]."""
         if self.sss is None:
-            return local
-        return self.sss(local, batch.positions, batch.positions_mask & batch.local_mask[..., None], batch.local_mask)
+            return batch.local
+        return self.sss(batch.local, batch.positions, batch.positions_mask & batch.local_mask[..., None],
+                        batch.local_mask)
 
-    def global_features(self, batch: Batch) -> torch.Tensor:
-        if not self.cfg.use_global:  # never read: spare a copy of the half
-            return batch.global_
-        return self.feature_norm(batch.global_, batch.global_mask)
+    def global_latents(self, batch: Batch) -> torch.Tensor:
+        """The capturer's latents after the global stage, one row per distinct half of the batch: [H, R, dim]."""
+        return self.context.encode_global(batch.global_, batch.global_mask)
+
+    def latents(self, batch: Batch, local: torch.Tensor, global_latents: torch.Tensor | None) -> torch.Tensor:
+        """[B, R, dim]: the global stage (once per distinct half, unless given), then the local window."""
+        if global_latents is None:
+            global_latents = self.global_latents(batch)
+        return self.context.encode_local(local, batch.local_mask, batch.anchor, global_latents[batch.halves()])
 
 
 class STaRSpotter(STaRBase):
@@ -165,10 +142,9 @@ class STaRSpotter(STaRBase):
         self.context = GlobalContextCapturer(feature_dim, cfg.dim, **self.capturer_args())
         self.head = nn.Sequential(nn.LayerNorm(cfg.dim), nn.Dropout(cfg.dropout), nn.Linear(cfg.dim, N_CLASSES))
 
-    def forward(self, batch: Batch) -> torch.Tensor:
+    def forward(self, batch: Batch, global_latents: torch.Tensor | None = None) -> torch.Tensor:
         """-> logits [B, 1 + n_labels], background first."""
-        latents = self.context(self.local_features(batch), batch.local_mask, batch.anchor,
-                               self.global_features(batch), batch.global_mask)  # [B, R, dim]
+        latents = self.latents(batch, self.local_features(batch), global_latents)  # [B, R, dim]
         return self.head(latents.mean(1))
 
 
@@ -185,8 +161,7 @@ class STaRCaptioner(STaRBase):
     def encode(self, batch: Batch):
         """-> prefix [B, R, dim], adapter contexts ([B, T, dim], [B, R, dim]) and their masks."""
         local = self.local_features(batch)  # [B, T, D]
-        latents = self.context(local, batch.local_mask, batch.anchor, self.global_features(batch),
-                               batch.global_mask)
+        latents = self.latents(batch, local, None)
         t = local.shape[1]
         offsets = torch.arange(t, device=local.device) - t // 2  # sample offsets from the anchor
         tokens = self.context.project(local) + sinusoidal_embedding(offsets, self.cfg.dim)  # [B, T, dim]

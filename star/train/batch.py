@@ -4,8 +4,10 @@ Shapes (B samples; T local samples = window seconds * fps; G global samples; P p
 
     local          float [B, T, D]     features of the local window centred on the anchor
     local_mask     bool  [B, T]        False where the window runs off the half
-    global_        float [B, G, D]     the whole half's features, padded to the longest half in the batch
-    global_mask    bool  [B, G]
+    global_        float [H, G, D]     the global features of each distinct half of the batch (standardised,
+                                       every global_stride-th sample; float32 or float16), padded to the longest
+    global_mask    bool  [H, G]
+    global_index   long  [B]           the row of global_ of each sample (None: row i is sample i, H = B)
     positions      float [B, T, P, 2]  player positions (pitch metres) at the local window's samples
     positions_mask bool  [B, T, P]
     anchor         long  [B]           anchor sample index in its half
@@ -35,6 +37,7 @@ class Batch:
     label: torch.Tensor | None = None
     tokens: torch.Tensor | None = None
     token_mask: torch.Tensor | None = None
+    global_index: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.local.shape[0]
@@ -49,6 +52,14 @@ class Batch:
         """Called by DataLoader(pin_memory=True) on CUDA runs."""
         return self._map(torch.Tensor.pin_memory)
 
+    def halves(self) -> torch.Tensor:
+        """The global_ row of each sample [B]."""
+        if self.global_index is not None:
+            return self.global_index
+        return torch.arange(len(self), device=self.local.device)
+
     def select(self, index) -> Batch:
-        """A sub-batch (rows `index`: a slice, a list or a tensor of indices)."""
-        return self._map(lambda t: t[index])
+        """A sub-batch (rows `index`: a slice, a list or a tensor of indices); global_ is kept whole."""
+        per_sample = replace(self, global_=None, global_mask=None, global_index=None)._map(lambda t: t[index])
+        return replace(per_sample, global_=self.global_, global_mask=self.global_mask,
+                       global_index=self.halves()[index])

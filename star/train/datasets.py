@@ -7,13 +7,22 @@ positions at the window's times: feature sample i stands for time i / fps and ta
 that time, so caches at different rates, or a sample or two apart in length, line up. Missing, uncalibrated and
 non-finite player slots are masked.
 
-Caches are opened on first use in each process (DataLoader workers open their own); windows are sliced from the
-files, and whole-half arrays (global features, positions) live in an LRU of `cache_mb`, so memory stays bounded
-whatever the dataset's size.
+Caches are opened on first use in each process (DataLoader workers open their own). What depends only on the half
+is computed once per half and shared by all its samples: its standardised global features (every
+`global_stride`-th sample, float32 or float16) and its positions live in a per-process store (an LRU of
+`cache_mb`), so memory stays bounded whatever the dataset's size. A sample carries a reference to its half's
+global features, never a copy; `Collate` puts each distinct half of a batch in the batch once (`global_index` maps
+samples to them), and the models run their global stage once per distinct half. Windows are sliced from the
+standardised half when it is in the store at full rate in float32 (the same values as standardising the window),
+else read from the file.
+
+`HalfGroups` orders a training epoch so that each batch draws its samples from a few halves (`halves_per_batch`),
+with the halves visited in blocks that fit the store; see its docstring for why this keeps training sound.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -97,13 +106,15 @@ class LRU(OrderedDict):
 class CacheReader:
     """Windows, global features and positions of halves, read lazily from their caches.
 
-    Windows are sliced from the HDF5 file (or from the half's features when they are in memory); whole-half
-    arrays (global features, positions) are kept in an LRU of `cache_mb` MiB per process, and at most
-    `max_open` files stay open.
+    Whole-half arrays (standardised global features, positions) are kept in an LRU of `cache_mb` MiB per process;
+    at most `max_open` files stay open. `global_dtype` float16 halves the store's and the batches' global features
+    (measured effect on the loss: bench/README.md).
     """
 
-    def __init__(self, cache_mb: float = 1024, global_stride: int = 1, max_open: int = 64):
+    def __init__(self, cache_mb: float = 1024, global_stride: int = 1, max_open: int = 64,
+                 global_dtype: str = "float32"):
         self.cache_bytes, self.global_stride, self.max_open = int(cache_mb * 2**20), global_stride, max_open
+        self.global_dtype = np.dtype(global_dtype)
         self._pid = None
 
     def _reset_if_forked(self) -> None:
@@ -123,26 +134,47 @@ class CacheReader:
             self._files.popitem(last=False)[1].close()
         return h5
 
-    def window(self, half: Half, anchor: int, size: int, blur: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        """([size, D] float32, [size] bool) centred on `anchor`; with blur K, sample i shows sample K * (i // K)."""
+    def _global_key(self, half: Half, inputs: Inputs) -> tuple:
+        return half.features, self.global_stride, self.global_dtype.str, inputs.norm_key()
+
+    def window(self, half: Half, anchor: int, size: int, inputs: Inputs) -> tuple[np.ndarray, np.ndarray]:
+        """([size, D] float32 standardised, [size] bool) centred on `anchor`; with blur K (inputs.blur), sample i
+        shows sample K * (i // K). Rows off the half are zero."""
         index = np.arange(anchor - size // 2, anchor - size // 2 + size)
         mask = (index >= 0) & (index < half.length)
-        source = (index // blur) * blur
+        source = (index // inputs.blur) * inputs.blur
         out = np.zeros((size, half.dim), np.float32)
-        if mask.any():
-            in_memory = self._arrays.get((half.features, 1)) if self._pid == os.getpid() else None
-            if in_memory is not None:
-                out[mask] = in_memory[source[mask]]
-            else:
-                lo, hi = source[mask].min(), source[mask].max() + 1
-                out[mask] = self._open(half.features, "features")["features"][lo:hi][source[mask] - lo]
+        if not mask.any():
+            return out, mask
+        self._reset_if_forked()
+        stored = (self._arrays.get(self._global_key(half, inputs))
+                  if self.global_stride == 1 and self.global_dtype == np.float32 else None)
+        if stored is not None:
+            out[mask] = stored[source[mask]]  # already standardised
+            return out, mask
+        lo, hi = source[mask].min(), source[mask].max() + 1
+        out[mask] = self._open(half.features, "features")["features"][lo:hi][source[mask] - lo]
+        if inputs.mean is not None:
+            out[mask] -= inputs.mean
+            out[mask] /= inputs.std
         return out, mask
 
-    def global_features(self, half: Half) -> np.ndarray:
-        """[ceil(N / stride), D]: the half's features, every `global_stride`-th sample."""
-        h5 = self._open(half.features, "features")
-        return self._arrays.get_or((half.features, self.global_stride),
-                                   lambda: h5["features"][:: self.global_stride].astype(np.float32))
+    def global_features(self, half: Half, inputs: Inputs) -> tuple[tuple, np.ndarray]:
+        """(store key, [ceil(N / stride), D] standardised features: every `global_stride`-th sample of the half).
+        Computed once per half and process while it stays in the store; callers must not write to it."""
+        key = self._global_key(half, inputs)
+
+        def read():
+            h5 = self._open(half.features, "features")
+            rows = h5["features"][:: self.global_stride] if self.global_stride > 1 else h5["features"][:]
+            rows = rows.astype(np.float32, copy=False)
+            if inputs.mean is not None:  # in place: no whole-half temporaries
+                rows -= inputs.mean
+                rows /= inputs.std
+            return rows.astype(self.global_dtype, copy=False)
+
+        self._reset_if_forked()
+        return key, self._arrays.get_or(key, read)
 
     def _half_positions(self, path: Path) -> tuple[np.ndarray, np.ndarray, float]:
         """A positions cache as (xy [N, P, 2] with masked slots zeroed, usable slots [N, P], fps)."""
@@ -183,12 +215,12 @@ class Inputs:
     mean: np.ndarray | None = None  # [D] per-channel standardisation of local and global features (None: raw)
     std: np.ndarray | None = None
 
-    def standardise(self, features: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-        """(x - mean) / std on real rows; padding stays zero."""
+    def norm_key(self) -> str | None:
+        """A digest of the standardisation: stored halves are keyed by it."""
         if self.mean is None:
-            return features
-        out = (features - self.mean) / self.std
-        return out if mask is None else np.where(mask[:, None], out, 0.0).astype(np.float32)
+            return None
+        return hashlib.sha256(np.asarray(self.mean, np.float32).tobytes()
+                              + np.asarray(self.std, np.float32).tobytes()).hexdigest()[:16]
 
 
 class WindowDataset(torch.utils.data.Dataset):
@@ -205,23 +237,79 @@ class WindowDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.anchors)
 
+    groups: HalfGroups | None = None  # how training batches are drawn (None: uniformly)
+
     def epoch_order(self, rng: np.random.Generator) -> np.ndarray:
         """The sample indices one training epoch visits, shuffled."""
         return rng.permutation(len(self))
 
+    def epoch_batches(self, rng: np.random.Generator, batch_size: int) -> list[np.ndarray]:
+        """One epoch's batches: `epoch_order` cut into batches (the rest dropped; a set smaller than a batch is
+        one batch), or grouped by half when `groups` is set."""
+        order = self.epoch_order(rng)
+        if self.groups is not None:
+            batches = self.groups.batches(order, self.half_index, batch_size, rng)
+            if batches:
+                return batches
+        return [order[b * batch_size:(b + 1) * batch_size] for b in range(max(1, len(order) // batch_size))]
+
     def __getitem__(self, i: int) -> dict:
         half, anchor, inputs = self.halves[self.half_index[i]], int(self.anchors[i]), self.inputs
-        local, local_mask = self.reader.window(half, anchor, inputs.window, inputs.blur)
-        local = inputs.standardise(local, local_mask)
-        if inputs.with_global:
-            global_ = inputs.standardise(self.reader.global_features(half))
-        else:
-            global_ = np.zeros((1, half.dim), np.float32)  # one masked sample: "no global context"
+        # the global features first: the window is then sliced from the stored half
+        key, global_ = self.reader.global_features(half, inputs) if inputs.with_global else (None, None)
+        local, local_mask = self.reader.window(half, anchor, inputs.window, inputs)
         xy, xy_mask = (self.reader.positions(half, anchor, inputs.window, inputs.players) if inputs.with_positions
                        else (np.zeros((inputs.window, 1, 2), np.float32), np.zeros((inputs.window, 1), bool)))
-        return {"local": local, "local_mask": local_mask, "global": global_, "global_valid": inputs.with_global,
+        return {"local": local, "local_mask": local_mask, "global": global_, "global_key": key,
                 "positions": xy, "positions_mask": xy_mask, "anchor": anchor, "label": int(self.labels[i]),
                 "caption": self.captions[i] if self.captions else None}
+
+
+@dataclass(frozen=True)
+class HalfGroups:
+    """Training batches drawn from `halves_per_batch` halves each, the halves visited in blocks of `block_halves`.
+
+    Why: a half's global stage (and reading and standardising it) is the costly part of a STaR sample, and it is
+    shared by all samples of the half in a batch; a batch of B samples from k halves pays k of them, not B.
+    How, each epoch: the epoch's samples (`epoch_order`, class balancing included) are split by half, each half's
+    into chunks of ceil(B / k) in their shuffled order (a half's last partial chunk sits this epoch out: a few
+    samples, different ones each epoch); the halves are shuffled into blocks of `block_halves` (what the
+    per-process store holds, so a half is read once per block, not once per batch); within a block the chunks are
+    shuffled and every k consecutive ones make a batch. Each kept sample is seen once per epoch, in a random
+    order of batches: the gradient stays an unbiased estimate of the epoch's, with more variance the fewer halves
+    a batch spans (its samples share a half's context). k = 1 is the cheapest; k >= B, with blocks of every
+    half, is close to uniform batches.
+    """
+    halves_per_batch: int
+    block_halves: int
+
+    def batches(self, order: np.ndarray, half_index: np.ndarray, batch_size: int,
+                rng: np.random.Generator) -> list[np.ndarray]:
+        k = max(1, min(self.halves_per_batch, batch_size))
+        per_half = -(-batch_size // k)  # samples of one half in a batch
+        halves = half_index[order]
+        by_half = np.argsort(halves, kind="stable")  # each half's samples, in epoch order
+        starts = np.searchsorted(halves[by_half], np.unique(halves))
+        chunks = {}
+        for h, part in zip(np.unique(halves), np.split(order[by_half], starts[1:]), strict=True):
+            full = len(part) // per_half
+            chunks[int(h)] = [part[c * per_half:(c + 1) * per_half] for c in range(full)]
+        present = np.array([h for h, c in chunks.items() if c])
+        block = max(k, self.block_halves)
+        out, shuffled = [], rng.permutation(present)
+        for b in range(0, len(shuffled), block):
+            pool = [c for h in shuffled[b:b + block] for c in chunks[int(h)]]
+            pool = [pool[i] for i in rng.permutation(len(pool))]
+            out += [np.concatenate(pool[i:i + k])[:batch_size] for i in range(0, len(pool) - k + 1, k)]
+        return out
+
+
+def block_halves(reader: CacheReader, halves: Sequence[Half]) -> int:
+    """How many of `halves`' global features the reader's store holds at once (at least 1)."""
+    if not halves:
+        return 1
+    longest = max(-(-h.length // reader.global_stride) * h.dim for h in halves) * reader.global_dtype.itemsize
+    return max(1, reader.cache_bytes // max(1, longest))
 
 
 class SpottingDataset(WindowDataset):
@@ -268,19 +356,33 @@ class CaptioningDataset(WindowDataset):
         self.labels = np.zeros(len(anchors), np.int64)
 
 
-def pad_stack(arrays: list[np.ndarray], length: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """[n_i, ...] arrays -> ([B, length, ...] zero-padded, [B, length] bool mask of real rows)."""
-    out = np.zeros((len(arrays), length, *arrays[0].shape[1:]), arrays[0].dtype)
-    mask = np.zeros((len(arrays), length), bool)
-    for i, a in enumerate(arrays):
-        out[i, : len(a)] = a
-        mask[i, : len(a)] = True
-    return torch.from_numpy(out), torch.from_numpy(mask)
+def global_batch(samples: list[dict]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each distinct half of the batch once: (global features [H, G, D] padded to the longest, mask [H, G],
+    the row of each sample [B]). Samples without global features share one fully masked row. A batch of one half
+    shares the stored array (no copy): nothing downstream writes to it."""
+    keys = list(dict.fromkeys(s["global_key"] for s in samples))  # distinct, in order of first use
+    row = {key: i for i, key in enumerate(keys)}
+    index = torch.tensor([row[s["global_key"]] for s in samples])
+    arrays = {s["global_key"]: s["global"] for s in samples}
+    dim = samples[0]["local"].shape[-1]
+    if keys == [None]:  # no global context: one masked sample
+        return torch.zeros(1, 1, dim), torch.zeros(1, 1, dtype=torch.bool), index
+    lengths = [0 if k is None else len(arrays[k]) for k in keys]
+    dtype = next(arrays[k].dtype for k in keys if k is not None)
+    if len(keys) == 1:
+        return (torch.from_numpy(arrays[keys[0]])[None], torch.ones(1, lengths[0], dtype=torch.bool), index)
+    out = np.zeros((len(keys), max(lengths), dim), dtype)
+    for i, key in enumerate(keys):
+        if key is not None:
+            out[i, : lengths[i]] = arrays[key]
+    mask = torch.arange(max(lengths))[None] < torch.tensor(lengths)[:, None]
+    return torch.from_numpy(out), mask, index
 
 
 class Collate:
-    """A list of samples -> Batch. Global features pad to the batch's longest half; with a tokenizer, captions become
-    tokens (its `encode_batch`: at most max_tokens - 1 tokens, then the end token, padded with its pad id)."""
+    """A list of samples -> Batch. Global features: each distinct half once (`global_batch`); with a tokenizer,
+    captions become tokens (its `encode_batch`: at most max_tokens - 1 tokens, then the end token, padded with its
+    pad id)."""
 
     def __init__(self, tokenizer=None, max_tokens: int = 100):
         self.tokenizer, self.max_tokens = tokenizer, max_tokens
@@ -289,12 +391,12 @@ class Collate:
         def stack(key):
             return torch.from_numpy(np.stack([s[key] for s in samples]))
 
-        global_, global_mask = pad_stack([s["global"] for s in samples], max(len(s["global"]) for s in samples))
-        global_mask &= torch.tensor([s["global_valid"] for s in samples])[:, None]
+        global_, global_mask, global_index = global_batch(samples)
         batch = Batch(
             local=stack("local"), local_mask=stack("local_mask"), global_=global_, global_mask=global_mask,
             positions=stack("positions"), positions_mask=stack("positions_mask"),
-            anchor=torch.tensor([s["anchor"] for s in samples]), label=torch.tensor([s["label"] for s in samples]))
+            anchor=torch.tensor([s["anchor"] for s in samples]), label=torch.tensor([s["label"] for s in samples]),
+            global_index=global_index)
         if self.tokenizer is not None and samples[0]["caption"] is not None:
             batch.tokens, batch.token_mask = self.tokenizer.encode_batch([s["caption"] for s in samples],
                                                                          self.max_tokens)

@@ -117,20 +117,24 @@ def set_rng_state(state: dict) -> None:
 def step_batches(dataset, batch_size: int, seed: int, start: int = 0, dist: Dist = Dist()) -> Iterator[list[int]]:
     """Sample indices of every step from `start` on, for this process.
 
-    Epoch e visits `dataset.epoch_order(rng(seed, e))` in steps of batch_size x processes (the rest is dropped);
-    process r takes the r-th share of each step. The order depends only on (seed, step): a resumed run sees the
-    batches the interrupted one would have seen.
+    Epoch e is `dataset.epoch_batches(rng(seed, e), batch_size x processes)` (its `epoch_order` cut into steps,
+    the rest dropped, or grouped by half: star.train.datasets.HalfGroups); process r takes the r-th share of each
+    step. The order depends only on (seed, step): a resumed run sees the batches the interrupted one would have
+    seen.
     """
     if len(dataset) == 0:
         raise ValueError("the training set is empty")
     step, epoch, per_step = 0, 0, batch_size * dist.world
     while True:
-        order = dataset.epoch_order(np.random.default_rng([seed, epoch]))
-        steps = max(1, len(order) // per_step)
-        for b in range(max(0, start - step), steps):
-            chunk = order[b * per_step:(b + 1) * per_step]
+        rng = np.random.default_rng([seed, epoch])
+        if hasattr(dataset, "epoch_batches"):
+            chunks = dataset.epoch_batches(rng, per_step)
+        else:
+            order = dataset.epoch_order(rng)
+            chunks = [order[b * per_step:(b + 1) * per_step] for b in range(max(1, len(order) // per_step))]
+        for chunk in chunks[max(0, start - step):]:
             yield chunk[dist.rank * batch_size:(dist.rank + 1) * batch_size].tolist()
-        step, epoch = step + steps, epoch + 1
+        step, epoch = step + len(chunks), epoch + 1
 
 
 def micro_batches(batches: Iterator[list[int]], k: int) -> Iterator[list[int]]:

@@ -24,7 +24,7 @@ from star.errors import InputError
 from star.provenance import code_hash, record, write_text_atomic
 from star.train.common import (TOKENIZERS, build_model, caption_tokenizer, feature_statistics, fingerprint,
                                method_config, model_inputs, read_config, save_model, source_stamps, split_halves)
-from star.train.datasets import CacheReader, CaptioningDataset, Collate, SpottingDataset
+from star.train.datasets import CacheReader, CaptioningDataset, Collate, HalfGroups, SpottingDataset, block_halves
 from star.train.loop import captioning_loss, fit, pick_device, seed_everything, setup_distributed, spotting_loss
 
 
@@ -72,9 +72,11 @@ def train_stage(args: argparse.Namespace, stage: str) -> int:
     inputs = model_inputs(model_cfg, fps, stage)
     if cfg["model"]["standardize"]:
         inputs.mean, inputs.std = feature_statistics(train)
-    reader = CacheReader(cfg["model"]["cache_mb"],
-                         global_stride=getattr(model_cfg, "global_stride", 1))
+    reader = CacheReader(cfg["model"]["cache_mb"], global_stride=getattr(model_cfg, "global_stride", 1),
+                         global_dtype=cfg["model"]["global_dtype"])
     train_set, valid_set, captions = datasets(stage, cfg, train, valid, inputs, reader, seed)
+    if train_cfg["halves_per_batch"]:
+        train_set.groups = HalfGroups(train_cfg["halves_per_batch"], block_halves(reader, train))
     tokenizer = caption_tokenizer(args.method, model_cfg, captions, cfg) if stage == "captioning" else None
     collate = Collate(tokenizer, cfg["captioning"]["max_tokens"])
 

@@ -1,17 +1,27 @@
-"""Training on a SoccerNet-size feature store: peak memory and samples per second at two store sizes.
+"""Training throughput on a SoccerNet-shaped store: loader, model and full-step samples/s and peak memory, per
+method and variant, at two store sizes.
 
-    python bench/bench_training.py --store /tmp/bench_store --halves 48 472 [--steps 40] [--keep]
+    python bench/bench_training.py --store /tmp/bench_store --halves 48 472 [--runs all] [--batches 40] [--keep]
+    python bench/bench_training.py --store /tmp/bench_store --halves 48 --loss-check     # float16 vs float32
 
 Writes a synthetic store of `max(--halves)` halves of 2700 s x 8576-d float32 features at 1 fps (SoccerNet's
-Baidu features: 942 halves, 87 GB; one half is 92 MB), a manifest and labels with 39 annotations per half, then
-trains through the real harness (`star spotting-train`) on the first N halves for each N, in a fresh process per
-run, and prints the loop's samples per second and the process's peak resident memory (getrusage). Datasets read
-windows lazily from HDF5, so memory must not grow with N.
+Baidu features: 942 halves, 87 GB; one half is 92 MB), a manifest and labels with 39 annotations per half. Then,
+for each store size and run, in a fresh process (1 torch thread, batch 8, model.cache_mb 1024, the `tiny` preset,
+standardised with the first half's statistics), it measures three things, interleaved, three rounds, and prints
+the median of each:
 
-Runs: SDVC's spotter (15-s windows only) and STaR's spotter with the whole half's global features (`nopos`: the
-store has no positions), each sample then reading 92 MB. The features are written uncompressed (random floats do
-not compress; lzf would only cost time); halves are copies of one random block with a per-half offset, which
-keeps writing at disk speed.
+- loader: batches drawn from the training DataLoader (the real datasets, sampler and Collate), nothing else;
+- model: forward + backward + AdamW step on one batch reused (the model's own cost);
+- full: both, as `star.train.loop.fit` runs them;
+
+and the process's peak resident memory (getrusage). Every round draws fresh batches from where the last stopped,
+so half reads (LRU misses) are part of the loader's figure as they come in an epoch's first batches.
+
+Runs (the issue-14 table's rows): STaR spotter and captioner with global features (variant `nopos`: the store has
+no positions), with batches drawn uniformly (`uniform`) and grouped one half a batch (`halves_per_batch` 1), STaR's
+captioner without global features, Delta's captioner, SDVC's spotter. `--loss-check` trains STaR's spotter and
+captioner for a few steps from one seed on the same batches with the global features stored in float32 and in
+float16, and prints both loss curves and their largest difference.
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ import argparse
 import json
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -31,12 +42,17 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from star.data.games import Game, write_manifest  # noqa: E402
+from star.data.games import Game, read_manifest, write_manifest  # noqa: E402
 
-SECONDS, DIM = 2700, 8576
-RUNS = {
-    "sdvc": {"method": "sdvc", "variant": "default", "batch_size": 32},
-    "star_global": {"method": "star", "variant": "nopos", "batch_size": 8},
+SECONDS, DIM, BATCH = 2700, 8576, 8
+RUNS = {  # name: (stage, method, variant, halves_per_batch)
+    "star_spot_global_uniform": ("spotting", "star", "nopos", 0),
+    "star_spot_global_grouped": ("spotting", "star", "nopos", 1),
+    "star_cap_global_uniform": ("captioning", "star", "nopos", 0),
+    "star_cap_global_grouped": ("captioning", "star", "nopos", 1),
+    "star_cap_noglobal": ("captioning", "star", "noglobal-nopos", 0),
+    "delta_cap": ("captioning", "delta", "default", 0),
+    "sdvc_spot": ("spotting", "sdvc", "default", 0),
 }
 
 
@@ -51,14 +67,16 @@ def write_half(path: Path, block: np.ndarray, offset: float, game: str, half: in
 
 
 def write_store(store: Path, halves: int, seed: int = 0) -> list[Game]:
-    """`halves` halves (2 per game): all train but the last 2 games (valid)."""
+    """`halves` halves (2 per game): all train but the last 2 games (valid). Halves are copies of one random
+    block, rolled and offset per half (writing stays at disk speed; random floats do not compress)."""
     rng = np.random.default_rng(seed)
     block = rng.standard_normal((SECONDS, DIM), dtype=np.float32)
     n_games = halves // 2
     games = [Game(f"game{i:04d}", f"bench/{i:04d}", "valid" if i >= n_games - 2 else "train") for i in range(n_games)]
     started = time.perf_counter()
     for i, game in enumerate(games):
-        labels = [{"gameTime": f"{h} - {s // 60:02d}:{s % 60:02d}", "label": "comments", "anonymized": "[TEAM] attack."}
+        labels = [{"gameTime": f"{h} - {s // 60:02d}:{s % 60:02d}", "label": "comments",
+                   "anonymized": "[TEAM] attack down the left, [PLAYER] crosses but the keeper claims it."}
                   for h in (1, 2) for s in np.sort(rng.choice(SECONDS, 39, replace=False))]
         (store / "world" / game.path).mkdir(parents=True, exist_ok=True)
         (store / "world" / game.path / "Labels-caption.json").write_text(json.dumps({"annotations": labels}))
@@ -71,67 +89,156 @@ def write_store(store: Path, halves: int, seed: int = 0) -> list[Game]:
     return games
 
 
-def measure(store: Path, games: int, run: str, steps: int) -> dict:
-    """One training run in this process (called through a subprocess): the loop's speed and peak memory."""
-    from star.cli import main
+def setup(store: Path, games: int, run: str, global_dtype: str = "float32", workers: int = 0):
+    """(model, loss function, batch iterator) of one run on the first `games` train games."""
+    import torch
 
-    all_games = [line.split("\t") for line in (store / "games.tsv").read_text().splitlines()[1:]]
-    valid = [g for g in all_games if g[1] == "valid"]
-    chosen = [g for g in all_games if g[1] == "train"][: games - len(valid)] + valid
-    manifest = store / f"games_{games}.tsv"
-    write_manifest([Game(g[0], g[2], g[1]) for g in chosen], manifest)
-    spec = RUNS[run]
-    out = store / "runs" / f"{run}_{games}"
-    cfg = {"spotting": {"train": {"steps": steps, "batch_size": spec["batch_size"], "eval_every": steps,
-                                  "checkpoint_every": steps, "max_valid_samples": spec["batch_size"]}},
-           "model": {"cache_mb": 1024, "standardize": False}}  # statistics would read the whole store once
-    main(["spotting-train", "--method", spec["method"], "--variant", spec["variant"], "--manifest", str(manifest),
-          "--labels-root", str(store / "world"), "--features", str(store / "features"), "--threads", "2",
-          "--config", json.dumps(cfg), "--out", str(out / "model.safetensors"),
-          "--report", str(out / "train.json")])
-    report = json.loads((out / "train.json").read_text())
-    return {"run": run, "halves": 2 * len(chosen), "steps": report["steps"], "batch": spec["batch_size"],
-            "samples_per_s": round(report["steps_this_run"] * spec["batch_size"] / report["train_s"], 2),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-            "stage_s": report["time_s"]}
+    from star.train.common import (build_model, caption_tokenizer, feature_statistics, load_halves,
+                                   method_config, model_inputs, read_config)
+    from star.train.datasets import (CacheReader, CaptioningDataset, Collate, HalfGroups, SpottingDataset,
+                                     block_halves)
+    from star.train.loop import captioning_loss, loader, spotting_loss, step_batches
+
+    stage, method, variant, per_batch = RUNS[run]
+    cfg = read_config(json.dumps({"model": {"cache_mb": 1024, "global_dtype": global_dtype}}))
+    train_games = [g for g in read_manifest(store / "games.tsv") if g.split == "train"][:games]
+    halves = load_halves(train_games, [1, 2], store / "features", None, store / "world", "Labels-caption.json")
+    model_cfg = method_config(cfg, method, variant)
+    inputs = model_inputs(model_cfg, halves[0].fps, stage)
+    inputs.mean, inputs.std = feature_statistics(halves[:1])
+    reader = CacheReader(1024, global_stride=getattr(model_cfg, "global_stride", 1), global_dtype=global_dtype)
+    if stage == "spotting":
+        data = SpottingDataset(halves, inputs, cfg["spotting"]["radius_s"],
+                               cfg["spotting"]["negatives_per_positive"], reader)
+        tokenizer, loss = None, spotting_loss
+    else:
+        data = CaptioningDataset(halves, inputs, reader=reader)
+        tokenizer = caption_tokenizer(method, model_cfg, data.captions, cfg)
+        loss = captioning_loss
+    if per_batch:
+        data.groups = HalfGroups(per_batch, block_halves(reader, halves))
+    torch.manual_seed(0)
+    model = build_model(stage, method, model_cfg, DIM, tokenizer).train()
+    batches = loader(data, Collate(tokenizer, 70), step_batches(data, BATCH, seed=0), workers, torch.device("cpu"))
+    return model, loss, iter(batches), len(halves)
+
+
+def measure(store: Path, games: int, run: str, batches: int, workers: int) -> dict:
+    """Loader, model and full samples/s (median of 3 interleaved rounds) and peak RSS of one run."""
+    import torch
+
+    torch.set_num_threads(1)
+    model, loss_fn, data, n_halves = setup(store, games, run, workers=workers)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def step(batch):
+        loss = loss_fn(model, batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    reused = next(data)
+    step(reused)  # warm-up
+    model_steps = max(3, batches // 4)
+    rates = {"loader": [], "model": [], "full": []}
+    for _ in range(3):
+        started = time.perf_counter()
+        for _ in range(batches):
+            next(data)
+        rates["loader"].append(batches * BATCH / (time.perf_counter() - started))
+        started = time.perf_counter()
+        for _ in range(model_steps):
+            step(reused)
+        rates["model"].append(model_steps * BATCH / (time.perf_counter() - started))
+        started = time.perf_counter()
+        for _ in range(model_steps):
+            step(next(data))
+        rates["full"].append(model_steps * BATCH / (time.perf_counter() - started))
+    out = {"run": run, "halves": n_halves, "batch": BATCH, "workers": workers}
+    out |= {k: round(statistics.median(v), 1) for k, v in rates.items()}
+    out |= {f"{k}_runs": [round(x, 1) for x in v] for k, v in rates.items()}
+    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return out
+
+
+def loss_check(store: Path, games: int, steps: int) -> dict:
+    """Loss curves of STaR's spotter and captioner trained from one seed on the same batches, global features
+    stored in float32 and in float16."""
+    import torch
+
+    torch.set_num_threads(1)
+    out = {}
+    for run in ("star_spot_global_grouped", "star_cap_global_grouped"):
+        curves = {}
+        for dtype in ("float32", "float16"):
+            model, loss_fn, data, _ = setup(store, games, run, dtype)
+            optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+            model.eval()  # no dropout: the curves differ only by the stored precision
+            curve = []
+            for _ in range(steps):
+                loss = loss_fn(model, next(data))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                curve.append(round(float(loss), 5))
+            curves[dtype] = curve
+        diff = max(abs(a - b) for a, b in zip(curves["float32"], curves["float16"], strict=True))
+        out[run] = {**curves, "max_abs_diff": round(diff, 5)}
+    return out
+
+
+def child(args, *extra) -> dict:
+    proc = subprocess.run([sys.executable, __file__, "--store", str(args.store), "--batches", str(args.batches),
+                           "--workers", str(args.workers), *extra], capture_output=True, text=True, cwd=REPO)
+    line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+    if proc.returncode or not line:
+        sys.exit(f"{' '.join(extra)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+    return json.loads(line[0][7:])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", type=Path, default=Path("/tmp/bench_store"))
-    parser.add_argument("--halves", type=int, nargs="+", default=[48, 472], help="store sizes to train on")
-    parser.add_argument("--steps", type=int, default=40, help="steps of the SDVC run (STaR's: a quarter)")
+    parser.add_argument("--halves", type=int, nargs="+", default=[48, 472], help="store sizes (train halves + 4)")
+    parser.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
+    parser.add_argument("--batches", type=int, default=40, help="loader batches a round (model steps: a quarter)")
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader workers")
+    parser.add_argument("--loss-check", action="store_true", help="float16 vs float32 loss curves (20 steps)")
     parser.add_argument("--keep", action="store_true", help="keep the store afterwards")
     parser.add_argument("--measure", nargs=2, metavar=("GAMES", "RUN"), help=argparse.SUPPRESS)
+    parser.add_argument("--loss-games", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        games, run = int(args.measure[0]), args.measure[1]
-        print("RESULT " + json.dumps(measure(args.store, games, run, args.steps)), flush=True)
+        result = measure(args.store, int(args.measure[0]), args.measure[1], args.batches, args.workers)
+        print("RESULT " + json.dumps(result), flush=True)
         return
-    free = shutil.disk_usage(args.store.parent).free / 2**30
+    if args.loss_games:
+        print("RESULT " + json.dumps(loss_check(args.store, args.loss_games, 20)), flush=True)
+        return
+    args.store.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(args.store).free / 2**30
     need = max(args.halves) * SECONDS * DIM * 4 / 2**30
     print(f"store: {max(args.halves)} halves x {SECONDS} s x {DIM}-d = {need:.1f} GiB ({free:.0f} GiB free)")
     if need > 0.9 * free:
         sys.exit(f"not enough disk for {need:.1f} GiB at {args.store}; pass smaller --halves")
     games = write_store(args.store, max(args.halves))
     write_manifest(games, args.store / "games.tsv")
-    results = []
-    for halves in sorted(args.halves):
-        for run in RUNS:
-            steps = args.steps if run == "sdvc" else max(2, args.steps // 4)
-            proc = subprocess.run([sys.executable, __file__, "--store", str(args.store), "--steps", str(steps),
-                                   "--measure", str(halves // 2), run], capture_output=True, text=True, cwd=REPO)
-            line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-            if proc.returncode or not line:
-                sys.exit(f"run {run} on {halves} halves failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
-            results.append(json.loads(line[0][7:]))
-            print(results[-1], flush=True)
-    print("\n| run | halves | batch | steps | samples/s | peak RSS (MB) |\n|---|---|---|---|---|---|")
-    for r in results:
-        print(f"| {r['run']} | {r['halves']} | {r['batch']} | {r['steps']} | {r['samples_per_s']} "
-              f"| {r['peak_rss_mb']} |")
-    if not args.keep:
-        shutil.rmtree(args.store)
+    try:
+        if args.loss_check:
+            print(json.dumps(child(args, "--loss-games", str(min(args.halves) // 2 - 2)), indent=1))
+            return
+        results = []
+        for halves in sorted(args.halves):
+            for run in args.runs:
+                results.append(child(args, "--measure", str(halves // 2 - 2), run))
+                print(results[-1], flush=True)
+        print("\n| run | train halves | loader samples/s | model samples/s | full samples/s | peak RSS (MB) |")
+        print("|---|---|---|---|---|---|")
+        for r in results:
+            print(f"| {r['run']} | {r['halves']} | {r['loader']} | {r['model']} | {r['full']} | {r['peak_rss_mb']} |")
+    finally:
+        if not args.keep:
+            shutil.rmtree(args.store)
 
 
 if __name__ == "__main__":

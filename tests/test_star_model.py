@@ -145,6 +145,14 @@ def test_global_stage_once_per_half_equals_once_per_sample(stage):
         grads.append(model.context.project.weight.grad.clone())
     torch.testing.assert_close(outputs[0], outputs[1], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(grads[0], grads[1], atol=1e-5, rtol=1e-4)
+    if stage == "captioning":  # frames selected beforehand (the dataset's store) give the same latents
+        keep = filter_memory(per_half.global_, per_half.global_mask, cfg.filter_alpha, cfg.memory_tau)
+        times = torch.arange(per_half.global_.shape[1]).expand(2, -1)
+        selected, mask, times = compact(per_half.global_, keep, times)
+        assert mask.sum() < per_half.global_mask.sum()  # the selection drops frames
+        pre = dataclasses.replace(per_half, global_=selected, global_mask=mask, global_times=times)
+        model.zero_grad()
+        torch.testing.assert_close(model(pre).detach(), outputs[0], atol=1e-5, rtol=1e-5)
     if stage == "spotting":  # and global latents computed beforehand, as spotting inference does
         model.eval()
         cached = model.global_latents(per_half)

@@ -141,6 +141,14 @@ def test_halves_are_standardised_once_and_the_store_stays_within_cache_mb(store)
     fp16 = CaptioningDataset(train, inputs, anchors=[(0, 5)], reader=CacheReader(global_dtype="float16"))[0]
     assert fp16["global"].dtype == np.float16 and np.allclose(fp16["global"], (raw - 1) / 2, atol=1e-2)
     assert fp16["local"].dtype == np.float32
+    # STaR's captioner: Filter/Memory's frames only, with their sample indices, selected once per half
+    select = Inputs(window=4, mean=mean, std=std, select=(0.2, -2.0))  # tau < -1: the Memory adds nothing
+    selected = CaptioningDataset(train, select, anchors=[(0, 5), (0, 30)], reader=CacheReader())
+    sample = selected[0]
+    assert sample["global_times"].tolist() == list(range(0, 60, 5))
+    assert np.allclose(sample["global"], (raw[::5] - 1) / 2) and np.allclose(selected[1]["local"], second["local"])
+    batch = Collate()([sample, selected[1]])
+    assert batch.global_.shape == (1, 12, 16) and batch.global_times.tolist() == [list(range(0, 60, 5))]
 
 
 def test_batches_grouped_by_half_visit_each_sample_at_most_once(store):

@@ -78,16 +78,19 @@ class GlobalContextCapturer(nn.Module):
         """GCC reads every global frame."""
         return global_, global_mask, times
 
-    def encode_global(self, global_: torch.Tensor, global_mask: torch.Tensor) -> torch.Tensor:
+    def encode_global(self, global_: torch.Tensor, global_mask: torch.Tensor,
+                      times: torch.Tensor | None = None) -> torch.Tensor:
         """Latents after the global stage, one row per half: [H, G, D] + [H, G] -> [H, R, dim]. It does not depend
-        on the anchor, so it runs once per distinct half of a batch (and once per half at inference)."""
+        on the anchor, so it runs once per distinct half of a batch (and once per half at inference). `times`
+        [H, G]: the rows' sample indices when they were selected already (the dataset's per-half store)."""
         h, g, _ = global_.shape
         latents = self.latents.expand(h, -1, -1)
         if self.global_resampler is None:
             return latents
         global_ = global_.float()  # the store may hold float16
-        times = (torch.arange(g, device=global_.device) * self.global_stride).expand(h, -1)  # [H, G]
-        global_, global_mask, times = self.select_global(global_, global_mask, times)
+        if times is None:
+            times = (torch.arange(g, device=global_.device) * self.global_stride).expand(h, -1)  # [H, G]
+            global_, global_mask, times = self.select_global(global_, global_mask, times)
         return self.global_resampler(self.project(global_), latents, global_mask, times)
 
     def encode_local(self, local: torch.Tensor, local_mask: torch.Tensor, anchor: torch.Tensor,

@@ -127,7 +127,7 @@ class STaRBase(nn.Module):
 
     def global_latents(self, batch: Batch) -> torch.Tensor:
         """The capturer's latents after the global stage, one row per distinct half of the batch: [H, R, dim]."""
-        return self.context.encode_global(batch.global_, batch.global_mask)
+        return self.context.encode_global(batch.global_, batch.global_mask, batch.global_times)
 
     def latents(self, batch: Batch, local: torch.Tensor, global_latents: torch.Tensor | None) -> torch.Tensor:
         """[B, R, dim]: the global stage (once per distinct half, unless given), then the local window."""

@@ -7,6 +7,8 @@ Shapes (B samples; T local samples = window seconds * fps; G global samples; P p
     global_        float [H, G, D]     the global features of each distinct half of the batch (standardised,
                                        every global_stride-th sample; float32 or float16), padded to the longest
     global_mask    bool  [H, G]
+    global_times   long  [H, G]            sample index of each global row, when the dataset already selected the
+                                       rows (STaR's Filter/Memory); None: row j is sample j * global_stride
     global_index   long  [B]           the row of global_ of each sample (None: row i is sample i, H = B)
     positions      float [B, T, P, 2]  player positions (pitch metres) at the local window's samples
     positions_mask bool  [B, T, P]
@@ -38,6 +40,7 @@ class Batch:
     tokens: torch.Tensor | None = None
     token_mask: torch.Tensor | None = None
     global_index: torch.Tensor | None = None
+    global_times: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.local.shape[0]
@@ -60,6 +63,6 @@ class Batch:
 
     def select(self, index) -> Batch:
         """A sub-batch (rows `index`: a slice, a list or a tensor of indices); global_ is kept whole."""
-        per_sample = replace(self, global_=None, global_mask=None, global_index=None)._map(lambda t: t[index])
-        return replace(per_sample, global_=self.global_, global_mask=self.global_mask,
-                       global_index=self.halves()[index])
+        per_half = {"global_": self.global_, "global_mask": self.global_mask, "global_times": self.global_times}
+        per_sample = replace(self, global_index=None, **dict.fromkeys(per_half))._map(lambda t: t[index])
+        return replace(per_sample, global_index=self.halves()[index], **per_half)

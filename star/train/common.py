@@ -113,7 +113,11 @@ def model_inputs(model_cfg, fps: float, stage: str) -> Inputs:
                   with_global=getattr(model_cfg, "use_global", False),
                   with_positions=getattr(model_cfg, "use_positions", False),
                   players=getattr(model_cfg, "max_players", 32),
-                  blur=getattr(model_cfg, "blur", 1) if stage == "captioning" else 1)
+                  blur=getattr(model_cfg, "blur", 1) if stage == "captioning" else 1,
+                  # STaR's captioner reads Filter/Memory's frames only: selected once per half by the dataset
+                  select=((model_cfg.filter_alpha, model_cfg.memory_tau)
+                          if stage == "captioning" and getattr(model_cfg, "use_global", False)
+                          and hasattr(model_cfg, "filter_alpha") else None))
 
 
 def inputs_of(content: dict, stage: str, features: Path) -> Inputs:

@@ -37,6 +37,7 @@ from star.data.games import Game
 from star.data.soccernet import Annotation, load_labels
 from star.errors import InputError
 from star.features.finetune import sample_labels
+from star.models.context import filter_memory
 from star.train.batch import Batch
 
 
@@ -84,8 +85,12 @@ def load_halves(games: Sequence[Game], halves: Sequence[int], features_dir: str 
     return out
 
 
+def nbytes(value) -> int:
+    return sum(nbytes(a) for a in value) if isinstance(value, tuple) else 0 if value is None else value.nbytes
+
+
 class LRU(OrderedDict):
-    """A dict of arrays that keeps the most recently used ones within `max_bytes`."""
+    """A dict of arrays (or tuples of arrays and None) that keeps the most recently used ones within `max_bytes`."""
 
     def __init__(self, max_bytes: int):
         super().__init__()
@@ -96,10 +101,9 @@ class LRU(OrderedDict):
             self.move_to_end(key)
             return self[key]
         value = self[key] = make()
-        self.bytes += sum(a.nbytes for a in value) if isinstance(value, tuple) else value.nbytes
+        self.bytes += nbytes(value)
         while self.bytes > self.max_bytes and len(self) > 1:
-            old = self.popitem(last=False)[1]
-            self.bytes -= sum(a.nbytes for a in old) if isinstance(old, tuple) else old.nbytes
+            self.bytes -= nbytes(self.popitem(last=False)[1])
         return value
 
 
@@ -135,7 +139,7 @@ class CacheReader:
         return h5
 
     def _global_key(self, half: Half, inputs: Inputs) -> tuple:
-        return half.features, self.global_stride, self.global_dtype.str, inputs.norm_key()
+        return half.features, self.global_stride, self.global_dtype.str, inputs.norm_key(), inputs.select
 
     def window(self, half: Half, anchor: int, size: int, inputs: Inputs) -> tuple[np.ndarray, np.ndarray]:
         """([size, D] float32 standardised, [size] bool) centred on `anchor`; with blur K (inputs.blur), sample i
@@ -147,10 +151,9 @@ class CacheReader:
         if not mask.any():
             return out, mask
         self._reset_if_forked()
-        stored = (self._arrays.get(self._global_key(half, inputs))
-                  if self.global_stride == 1 and self.global_dtype == np.float32 else None)
-        if stored is not None:
-            out[mask] = stored[source[mask]]  # already standardised
+        stored = self._arrays.get(self._global_key(half, inputs), (None, None))
+        if stored[1] is None and stored[0] is not None and self.global_stride == 1 and stored[0].dtype == np.float32:
+            out[mask] = stored[0][source[mask]]  # the whole half, already standardised
             return out, mask
         lo, hi = source[mask].min(), source[mask].max() + 1
         out[mask] = self._open(half.features, "features")["features"][lo:hi][source[mask] - lo]
@@ -159,8 +162,9 @@ class CacheReader:
             out[mask] /= inputs.std
         return out, mask
 
-    def global_features(self, half: Half, inputs: Inputs) -> tuple[tuple, np.ndarray]:
-        """(store key, [ceil(N / stride), D] standardised features: every `global_stride`-th sample of the half).
+    def global_features(self, half: Half, inputs: Inputs) -> tuple[tuple, np.ndarray, np.ndarray | None]:
+        """(store key, standardised features [G, D], their sample indices [G] or None): every `global_stride`-th
+        sample of the half (times None), or only the frames Filter/Memory keeps of them (`inputs.select`).
         Computed once per half and process while it stays in the store; callers must not write to it."""
         key = self._global_key(half, inputs)
 
@@ -171,10 +175,16 @@ class CacheReader:
             if inputs.mean is not None:  # in place: no whole-half temporaries
                 rows -= inputs.mean
                 rows /= inputs.std
-            return rows.astype(self.global_dtype, copy=False)
+            times = None
+            if inputs.select is not None:  # a function of the half's features alone: once per half
+                keep = filter_memory(torch.from_numpy(rows)[None], torch.ones(1, len(rows), dtype=torch.bool),
+                                     *inputs.select)[0].numpy()
+                rows, times = rows[keep], np.flatnonzero(keep) * self.global_stride
+            return rows.astype(self.global_dtype, copy=False), times
 
         self._reset_if_forked()
-        return key, self._arrays.get_or(key, read)
+        rows, times = self._arrays.get_or(key, read)
+        return key, rows, times
 
     def _half_positions(self, path: Path) -> tuple[np.ndarray, np.ndarray, float]:
         """A positions cache as (xy [N, P, 2] with masked slots zeroed, usable slots [N, P], fps)."""
@@ -214,6 +224,7 @@ class Inputs:
     blur: int = 1               # Table 3's feature blurring K (1: none)
     mean: np.ndarray | None = None  # [D] per-channel standardisation of local and global features (None: raw)
     std: np.ndarray | None = None
+    select: tuple[float, float] | None = None  # STaR's PCC: keep only Filter_alpha / Memory_tau's global frames
 
     def norm_key(self) -> str | None:
         """A digest of the standardisation: stored halves are keyed by it."""
@@ -256,11 +267,11 @@ class WindowDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict:
         half, anchor, inputs = self.halves[self.half_index[i]], int(self.anchors[i]), self.inputs
         # the global features first: the window is then sliced from the stored half
-        key, global_ = self.reader.global_features(half, inputs) if inputs.with_global else (None, None)
+        key, global_, times = self.reader.global_features(half, inputs) if inputs.with_global else (None,) * 3
         local, local_mask = self.reader.window(half, anchor, inputs.window, inputs)
         xy, xy_mask = (self.reader.positions(half, anchor, inputs.window, inputs.players) if inputs.with_positions
                        else (np.zeros((inputs.window, 1, 2), np.float32), np.zeros((inputs.window, 1), bool)))
-        return {"local": local, "local_mask": local_mask, "global": global_, "global_key": key,
+        return {"local": local, "local_mask": local_mask, "global": global_, "global_key": key, "global_times": times,
                 "positions": xy, "positions_mask": xy_mask, "anchor": anchor, "label": int(self.labels[i]),
                 "caption": self.captions[i] if self.captions else None}
 
@@ -356,27 +367,32 @@ class CaptioningDataset(WindowDataset):
         self.labels = np.zeros(len(anchors), np.int64)
 
 
-def global_batch(samples: list[dict]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def global_batch(samples: list[dict]) -> tuple[torch.Tensor, ...]:
     """Each distinct half of the batch once: (global features [H, G, D] padded to the longest, mask [H, G],
-    the row of each sample [B]). Samples without global features share one fully masked row. A batch of one half
-    shares the stored array (no copy): nothing downstream writes to it."""
+    sample indices [H, G] of the rows when the dataset selected them (else None), the row of each sample [B]).
+    Samples without global features share one fully masked row. A batch of one half shares the stored array (no
+    copy): nothing downstream writes to it."""
     keys = list(dict.fromkeys(s["global_key"] for s in samples))  # distinct, in order of first use
     row = {key: i for i, key in enumerate(keys)}
     index = torch.tensor([row[s["global_key"]] for s in samples])
-    arrays = {s["global_key"]: s["global"] for s in samples}
+    first = {s["global_key"]: s for s in reversed(samples)}
     dim = samples[0]["local"].shape[-1]
     if keys == [None]:  # no global context: one masked sample
-        return torch.zeros(1, 1, dim), torch.zeros(1, 1, dtype=torch.bool), index
-    lengths = [0 if k is None else len(arrays[k]) for k in keys]
-    dtype = next(arrays[k].dtype for k in keys if k is not None)
-    if len(keys) == 1:
-        return (torch.from_numpy(arrays[keys[0]])[None], torch.ones(1, lengths[0], dtype=torch.bool), index)
-    out = np.zeros((len(keys), max(lengths), dim), dtype)
-    for i, key in enumerate(keys):
-        if key is not None:
-            out[i, : lengths[i]] = arrays[key]
+        return torch.zeros(1, 1, dim), torch.zeros(1, 1, dtype=torch.bool), None, index
+    arrays = [first[k]["global"] for k in keys]
+    lengths = [len(a) for a in arrays]
     mask = torch.arange(max(lengths))[None] < torch.tensor(lengths)[:, None]
-    return torch.from_numpy(out), mask, index
+    times = None
+    if first[keys[0]]["global_times"] is not None:
+        times = torch.zeros(len(keys), max(lengths), dtype=torch.long)
+        for i, key in enumerate(keys):
+            times[i, : lengths[i]] = torch.from_numpy(first[key]["global_times"])
+    if len(keys) == 1:
+        return torch.from_numpy(arrays[0])[None], mask, times, index
+    out = np.zeros((len(keys), max(lengths), dim), arrays[0].dtype)
+    for i, a in enumerate(arrays):
+        out[i, : len(a)] = a
+    return torch.from_numpy(out), mask, times, index
 
 
 class Collate:
@@ -391,12 +407,12 @@ class Collate:
         def stack(key):
             return torch.from_numpy(np.stack([s[key] for s in samples]))
 
-        global_, global_mask, global_index = global_batch(samples)
+        global_, global_mask, global_times, global_index = global_batch(samples)
         batch = Batch(
             local=stack("local"), local_mask=stack("local_mask"), global_=global_, global_mask=global_mask,
             positions=stack("positions"), positions_mask=stack("positions_mask"),
             anchor=torch.tensor([s["anchor"] for s in samples]), label=torch.tensor([s["label"] for s in samples]),
-            global_index=global_index)
+            global_times=global_times, global_index=global_index)
         if self.tokenizer is not None and samples[0]["caption"] is not None:
             batch.tokens, batch.token_mask = self.tokenizer.encode_batch([s["caption"] for s in samples],
                                                                          self.max_tokens)

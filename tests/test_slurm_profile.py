@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from star import config as star_config
+from star import resources as star_resources
 from star.data.cache import cache_attrs
 from star.data.games import list_games
 from tests.conftest import REPO, TINY, snakemake
@@ -100,10 +101,15 @@ def test_only_the_gpu_rules_ask_for_a_gpu(slurm_run):
         assert ("--gpus=1" in steps[s["id"]]) == (rule_of(s) in GPU_RULES), rule_of(s)
 
 
-def test_memory_and_time_are_the_profiles(slurm_run):
+def rule_memory(work, rule: str) -> int:
+    """A rule's mem_mb on the first attempt (star.resources; these rules' figures do not depend on input sizes)."""
+    return star_resources.mem_mb(rule, star_config.load(REPO / "config.yaml", work / "tiny.yaml"), {})
+
+
+def test_memory_is_the_rules_and_time_the_profiles(slurm_run):
     for s in slurm_run["sbatch"]:
         rule = rule_of(s)
-        assert int(s["options"]["mem"]) == profile_value(rule, "mem_mb"), rule
+        assert int(s["options"]["mem"]) == rule_memory(slurm_run["work"], rule), rule
         assert int(s["options"]["time"]) == profile_value(rule, "runtime"), rule
         assert s["options"]["cpus_per_task"] >= 1 and s["options"]["export"] == "ALL"
         assert shlex.split(s["options"]["wrap"])[1:3] == ["-m", "snakemake"], rule  # `<python> -m snakemake ...`
@@ -119,6 +125,6 @@ def test_unset_variables_fall_back_to_the_default_partition_and_no_account(slurm
     (only,) = read_jsonl(state / "sbatch.jsonl")
     assert rule_of(only) == "dataset_manifest"
     assert only["options"]["partition"] == "main" and only["options"]["account"] is None
-    assert (int(only["options"]["mem"]), int(only["options"]["time"])) == (profile_value("dataset_manifest", "mem_mb"),
+    assert (int(only["options"]["mem"]), int(only["options"]["time"])) == (rule_memory(work, "dataset_manifest"),
                                                                            profile_value("dataset_manifest", "runtime"))
     assert (work / "results/dataset/games.tsv").is_file()

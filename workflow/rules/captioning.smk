@@ -17,6 +17,7 @@ rule captioning_train:
     threads: 1
     resources:
         gpu=GPU,
+        mem_mb=mem_mb("captioning_train"),
     log:
         "results/logs/captioning_train/{method}_{encoder}_{variant}.log",
     benchmark:
@@ -44,6 +45,7 @@ rule captioning_infer:
     threads: 1
     resources:
         gpu=GPU,
+        mem_mb=mem_mb("captioning_infer"),
     log:
         "results/logs/captioning_infer/{method}_{encoder}_{variant}_{anchors}/{gamepath}.log",
     benchmark:

@@ -16,6 +16,7 @@ sys.path.insert(0, workflow.basedir)  # import the `star` next to this Snakefile
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 from star import config as star_config
+from star import resources as star_resources
 from star.data.games import list_games
 from star.provenance import code_hash
 from star.train.loop import cuda_jobs, local_gpus
@@ -58,6 +59,18 @@ onstart:
             find_java()
         except JavaError as exc:
             raise WorkflowError(f"evaluate_captions needs Java, checked before any job runs: {exc}") from None
+
+
+# Local runs: jobs start only while their mem_mb (star/resources.py) fits this machine's memory, unless
+# `--resources mem_mb=N` sets another budget. Executors that submit jobs elsewhere (SLURM) are not limited here.
+if workflow.local_exec and "mem_mb" not in workflow.global_resources:
+    workflow.register_resource("mem_mb", star_resources.machine_mb())
+
+
+def mem_mb(rule_name):
+    """A rule's `resources: mem_mb`: star.resources.mem_mb from the config and the job's named inputs."""
+    return lambda wildcards, input, attempt: star_resources.mem_mb(
+        rule_name, config, {name: input[name] for name in input.keys()}, attempt)
 
 
 wildcard_constraints:

@@ -7,6 +7,8 @@ rule dataset_manifest:
     params:
         cfg=section_json_of("seed", "dataset", "world"),
         code=code_hash("star.data.manifest"),
+    resources:
+        mem_mb=mem_mb("dataset_manifest"),
     log:
         "results/logs/dataset_manifest.log",
     benchmark:
@@ -26,6 +28,8 @@ rule split_games:
         split="train|valid|test",
     params:
         code=code_hash("star.data.manifest"),
+    resources:
+        mem_mb=mem_mb("split_games"),
     log:
         "results/logs/split_games/{split}.log",
     benchmark:

@@ -22,6 +22,8 @@ rule evaluate_captions:
         seed=TABLES["seed"],
         root=literal(ROOT),
         code=code_hash("star.evaluate"),
+    resources:
+        mem_mb=mem_mb("evaluate_captions"),
     log:
         "results/logs/evaluate_captions/{method}_{encoder}_{variant}_{anchors}@{window}.log",
     benchmark:
@@ -46,6 +48,8 @@ rule evaluate_captioning_subtask:
         meta=lambda w: row_meta(w, anchors="gt"),
         root=literal(ROOT),
         code=code_hash("star.evaluate"),
+    resources:
+        mem_mb=mem_mb("evaluate_captioning_subtask"),
     log:
         "results/logs/evaluate_captioning_subtask/{method}_{encoder}_{variant}.log",
     benchmark:
@@ -74,6 +78,8 @@ rule make_table:
     params:
         columns=lambda w: TABLE_COLUMNS[w.table],
         code=code_hash("star.eval.tables"),
+    resources:
+        mem_mb=mem_mb("make_table"),
     log:
         "results/logs/make_table/{table}.log",
     benchmark:

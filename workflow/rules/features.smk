@@ -16,6 +16,8 @@ if PP["weights"] is None:
             seed=config["seed"],
             code=code_hash("star.features.finetune"),
         threads: 2
+        resources:
+            mem_mb=mem_mb("encoder_finetune"),
         log:
             "results/logs/encoder_finetune.log",
         benchmark:
@@ -38,6 +40,8 @@ rule features_extract:
         cfg=section_json("features", "pptimesformer"),
         code=code_hash("star.features.extract"),
     threads: 1
+    resources:
+        mem_mb=mem_mb("features_extract"),
     log:
         "results/logs/features_extract/{game}_{half}.log",
     benchmark:
@@ -60,6 +64,8 @@ rule features_import:
         cfg=lambda w: star_config.to_json(config["features"]["import"][w.encoder]),
         video=video_duration_arg,
         code=code_hash("star.features.import_npy"),
+    resources:
+        mem_mb=mem_mb("features_import"),
     log:
         "results/logs/features_import/{encoder}_{game}_{half}.log",
     benchmark:
@@ -85,6 +91,8 @@ rule features_probe:
         cfg=section_json("features", "probe"),
         seed=config["seed"],
         code=code_hash("star.features.probe"),
+    resources:
+        mem_mb=mem_mb("features_probe"),
     log:
         "results/logs/features_probe/{encoder}.log",
     benchmark:

@@ -11,6 +11,8 @@ rule positions_localize:
         cfg=section_json("positions"),
         args=positions_args,
         code=code_hash(*positions_code_modules(BACKEND)),
+    resources:
+        mem_mb=mem_mb("positions_localize"),
     log:
         "results/logs/positions_localize/{game}_{half}.log",
     benchmark:
@@ -36,6 +38,8 @@ if SYNTHETIC:
             cfg=section_json("positions"),
             root=literal(ROOT),
             code=code_hash("star.positions.evaluate"),
+        resources:
+            mem_mb=mem_mb("positions_evaluate"),
         log:
             "results/logs/positions_evaluate.log",
         benchmark:

@@ -18,6 +18,8 @@ rule plot_training:
     params:
         title="{stage}: {method} / {encoder} / {variant}",
         code=code_hash("star.plots.training"),
+    resources:
+        mem_mb=mem_mb("plot_training"),
     log:
         "results/logs/plot_training/{stage}_{method}_{encoder}_{variant}.log",
     benchmark:
@@ -43,6 +45,8 @@ rule plot_spotting:
     params:
         threshold=config["spotting"]["threshold"],
         code=code_hash("star.plots.spotting"),
+    resources:
+        mem_mb=mem_mb("plot_spotting"),
     log:
         "results/logs/plot_spotting/{method}_{encoder}_{variant}_{game}.log",
     benchmark:
@@ -66,6 +70,8 @@ rule plot_probe:
         ),
     params:
         code=code_hash("star.plots.probe"),
+    resources:
+        mem_mb=mem_mb("plot_probe"),
     log:
         "results/logs/plot_probe/{encoder}.log",
     benchmark:
@@ -92,6 +98,8 @@ if SYNTHETIC:
         params:
             truth_fps=POSITIONS["gamestate_json"]["fps"],
             code=code_hash("star.plots.pitch"),
+        resources:
+            mem_mb=mem_mb("plot_pitch"),
         log:
             "results/logs/plot_pitch/{game}_{half}.log",
         benchmark:
@@ -121,6 +129,8 @@ rule viewer_page:
         video_dir=lambda w: game_file(w.game, ""),
         video=literal(config["dataset"]["video"]),
         code=code_hash("star.viewer"),
+    resources:
+        mem_mb=mem_mb("viewer_page"),
     log:
         "results/logs/viewer_page/{method}_{encoder}_{variant}_{game}.log",
     benchmark:

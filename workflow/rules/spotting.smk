@@ -17,6 +17,7 @@ rule spotting_train:
     threads: 1
     resources:
         gpu=GPU,
+        mem_mb=mem_mb("spotting_train"),
     log:
         "results/logs/spotting_train/{method}_{encoder}_{variant}.log",
     benchmark:
@@ -41,6 +42,7 @@ rule spotting_infer:
     threads: 1
     resources:
         gpu=GPU,
+        mem_mb=mem_mb("spotting_infer"),
     log:
         "results/logs/spotting_infer/{method}_{encoder}_{variant}_{game}_{half}.log",
     benchmark:

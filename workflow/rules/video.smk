@@ -9,6 +9,8 @@ rule video_decode:
     params:
         cfg=section_json("decode"),
         code=code_hash("star.video.decode"),
+    resources:
+        mem_mb=mem_mb("video_decode"),
     log:
         "results/logs/video_decode/{game}_{half}.log",
     benchmark:

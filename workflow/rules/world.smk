@@ -19,6 +19,8 @@ if SYNTHETIC:
             cfg=WORLD_CFG,
             root=literal(ROOT),
             code=code_hash("star.world.synthesize"),
+        resources:
+            mem_mb=mem_mb("world_synthesize"),
         log:
             "results/logs/world_synthesize/{gamepath}.log",
         benchmark:
@@ -35,6 +37,8 @@ if SYNTHETIC:
             cfg=WORLD_CFG,
             root=literal(ROOT),
             code=code_hash("star.world.synthesize"),
+        resources:
+            mem_mb=mem_mb("world_splits"),
         log:
             "results/logs/world_splits.log",
         benchmark:

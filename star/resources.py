@@ -1,0 +1,104 @@
+"""Memory each workflow job needs (`resources: mem_mb` of every rule), from the config and its inputs' sizes.
+
+Snakemake starts a job only while the sum of the running jobs' `mem_mb` stays within the global `mem_mb`;
+workflow/rules/common.smk sets that to this machine's memory on local runs (unless `--resources mem_mb=N` says
+otherwise), so `snakemake --cores 8` never runs more jobs at once than memory holds. On SLURM the same figure is
+each job's `--mem`. A retry (`attempt` 2) asks for twice as much.
+
+The figures are upper bounds of peak resident memory: a process base (Python, numpy, h5py; torch and models for
+the model rules) plus what the job holds at once, estimated from the sizes of its inputs (a half's features are
+read whole; a model file is loaded once) and from the config (batches, `model.cache_mb`, presets). Where the
+inputs do not exist yet (a dry run), the estimate assumes SoccerNet-length halves of 8576-d features.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+MB = 2**20
+PYTHON_MB = 400            # python + numpy + h5py + the star package
+TORCH_MB = 900             # + torch and its kernels
+JVM_MB = 2300              # METEOR's JVM (-Xmx2G) beside its Python
+SOCCERNET_HALF_MB = 2800 * 8576 * 4 / MB   # a 46-min half of Baidu features, float32 (a dry run's guess)
+SOCCERNET_DIM = 8576
+PRESET_MODEL_MB = {"tiny": 200, "paper": 8000}  # weights, gradients and AdamW moments (paper: GPT-2 medium)
+ENCODER_MB = {"tiny": 2500, "paper": 16000}     # PP-TimesFormer fine-tuning / extraction, batch included
+
+
+def _paths(value) -> list[Path]:
+    if value is None:
+        return []
+    if isinstance(value, (str, os.PathLike)):
+        return [Path(value)]
+    return [Path(v) for v in value]
+
+
+def _size_mb(paths: Iterable[Path], missing_mb: float) -> list[float]:
+    return [p.stat().st_size / MB if p.is_file() else missing_mb for p in paths]
+
+
+def _feature_dim(paths: list[Path]) -> int:
+    """The features' dimension (from the first existing cache's attributes), else SoccerNet's."""
+    import h5py
+
+    for path in paths:
+        if path.is_file():
+            try:
+                with h5py.File(path, "r") as h5:
+                    return int(h5.attrs["dim"])
+            except (OSError, KeyError, ValueError):
+                break
+    return SOCCERNET_DIM
+
+
+def mem_mb(rule: str, config: Mapping, inputs: Mapping[str, object], attempt: int = 1) -> int:
+    """MiB a job of `rule` needs at peak; `inputs` maps the rule's named inputs to a path or a list of paths."""
+    files = {name: _paths(value) for name, value in inputs.items()}
+    features = files.get("features", [])
+    half_mb = _size_mb(features, SOCCERNET_HALF_MB)
+    model_mb = sum(_size_mb(files.get("model", []), PRESET_MODEL_MB[config["model"]["preset"]]))
+    all_mb = sum(_size_mb([p for ps in files.values() for p in ps], 0.0))
+    preset = config["model"]["preset"]
+    row_mb = _feature_dim(features) * 4 / MB  # one feature sample, float32
+    window = 30 * config["decode"]["fps"] if config["dataset"]["source"] == "synthetic" else 30  # samples
+
+    if rule in ("spotting_infer", "captioning_infer"):
+        section = config["spotting" if rule == "spotting_infer" else "captioning"]
+        batch = section["infer_batch_size"]
+        # each half once (the store: float32 plus the raw read being standardised), a batch of windows (the
+        # windows, their stack and the projections' input), the model (loaded and its file's bytes)
+        need = TORCH_MB + 2 * model_mb + 2 * sum(half_mb) + 3 * batch * window * row_mb
+        if rule == "captioning_infer":
+            need += PRESET_MODEL_MB[preset] / 4 * section["beam_size"] / 4  # the decoder's beams and caches
+    elif rule in ("spotting_train", "captioning_train"):
+        train = config["spotting" if rule == "spotting_train" else "captioning"]["train"]
+        batch, workers = train["batch_size"], train["workers"]
+        halves = train["halves_per_batch"] or batch
+        longest = max(half_mb, default=SOCCERNET_HALF_MB)
+        # the model and its optimiser, the per-process stores, a batch's distinct halves (padded, as float32,
+        # the projection's input and gradient) and windows, the next batch being read
+        need = (TORCH_MB + PRESET_MODEL_MB[preset] + config["model"]["cache_mb"] * (1 + workers)
+                + 3 * min(halves, batch) * longest + 8 * batch * window * row_mb + 2 * longest)
+    elif rule in ("encoder_finetune", "features_extract"):  # clips are read batch by batch
+        need = ENCODER_MB[config["features"]["pptimesformer"]["preset"]]
+    elif rule == "features_import":  # one half's .npy, loaded, checked and written
+        need = PYTHON_MB + 3 * sum(_size_mb(files.get("npy", []), SOCCERNET_HALF_MB))
+    elif rule == "features_probe":  # one half at a time, plus the sampled training rows
+        longest = max(_size_mb(files.get("train", []) + files.get("test", []), 0.0), default=SOCCERNET_HALF_MB)
+        need = PYTHON_MB + 1500 + 2 * longest + config["features"]["probe"]["max_train_samples"] * row_mb * 2
+    elif rule in ("video_decode", "positions_localize", "positions_evaluate"):
+        need = PYTHON_MB + 2500  # streamed frame by frame
+    elif rule == "world_synthesize":
+        need = 2500  # renders one frame at a time; the match plan and commentary are small
+    elif rule == "evaluate_captions":
+        need = PYTHON_MB + JVM_MB + 2 * all_mb
+    else:  # dataset_manifest, world_splits, split_games, make_table: small files
+        need = PYTHON_MB + 2 * all_mb
+    return int(need * attempt + 0.5)
+
+
+def machine_mb() -> int:
+    """This machine's physical memory in MiB (the global `mem_mb` of a local Snakemake run)."""
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / MB)

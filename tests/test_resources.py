@@ -1,0 +1,59 @@
+"""Memory each workflow job declares (star/resources.py): from the config and input sizes, bounded where it must be."""
+
+import re
+from pathlib import Path
+
+from star import config as star_config
+from star import resources
+from star.data.cache import write_cache
+from tests.caches import features_of
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def soccernet_half(path: Path) -> Path:
+    """A file the size of a 2700-s half of 8576-d float32 features (sparse: no disk used)."""
+    with open(path, "wb") as f:
+        f.truncate(2700 * 8576 * 4)
+    return path
+
+
+def test_spotting_inference_memory_grows_with_the_half_not_with_the_half_times_the_batch(tmp_path):
+    cfg = star_config.section("", None)
+    half = soccernet_half(tmp_path / "half.h5")
+    need = resources.mem_mb("spotting_infer", cfg, {"model": [], "features": half})
+    assert need < 2500  # the issue: ~75 GB when every window carried its half
+    bigger = star_config.section("", '{"spotting": {"infer_batch_size": 512}}')
+    added = resources.mem_mb("spotting_infer", bigger, {"model": [], "features": half}) - need
+    assert 0 < added < 1000  # another 256 windows, not another 256 halves
+    assert abs(resources.mem_mb("spotting_infer", cfg, {"features": half}, attempt=2) - 2 * need) <= 1
+
+
+def test_training_memory_follows_cache_mb_workers_and_half_grouping(tmp_path):
+    halves = [soccernet_half(tmp_path / f"{i}.h5") for i in range(3)]
+    inputs = {"manifest": [], "features": halves}
+
+    def need(**train):
+        text = '{"model": {"cache_mb": 2048}, "spotting": {"train": %s}}' % str(train).replace("'", '"')
+        return resources.mem_mb("spotting_train", star_config.section("", text), inputs)
+
+    uniform, grouped = need(batch_size=8), need(batch_size=8, halves_per_batch=1)
+    assert uniform - grouped > 7 * 2 * 88  # 7 fewer distinct halves a batch
+    assert need(batch_size=8, halves_per_batch=1, workers=2) - grouped >= 2 * 2048  # a store per worker
+
+
+def test_the_feature_dimension_comes_from_the_cache(tmp_path):
+    path = write_cache(tmp_path / "f.h5", "features", {"features": features_of(300, 16, 1)}, {}, game="g", half=1,
+                       fps=1.0, dim=16, encoder="test")
+    cfg = star_config.section("", None)
+    small = resources.mem_mb("spotting_infer", cfg, {"features": path})
+    assert small < resources.mem_mb("spotting_infer", cfg, {"features": tmp_path / "not yet written.h5"})
+
+
+def test_every_rule_declares_its_memory():
+    declared, rules = set(), set()
+    for smk in (REPO / "workflow/rules").glob("*.smk"):
+        text = smk.read_text()
+        rules |= set(re.findall(r"^\s*rule (\w+):", text, re.M))
+        declared |= set(re.findall(r'mem_mb=mem_mb\("(\w+)"\)', text))
+    assert rules and rules == declared

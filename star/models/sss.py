@@ -83,8 +83,9 @@ class SpatialSemanticSynthesizer(nn.Module):
 
     def player_encodings(self, positions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """[B, T, P, 2] metres + [B, T, P] -> [B, T, P, out_dim], zero on empty slots; only real players encoded."""
-        encoded = positions.new_zeros(*mask.shape, self.encode_positions.out_dim)
-        encoded[mask] = self.encode_positions(positions[mask])  # [M, 2] -> [M, out_dim] for the M real players
+        real = self.encode_positions(positions[mask])  # [M, 2] -> [M, out_dim] for the M real players
+        encoded = real.new_zeros(*mask.shape, self.encode_positions.out_dim)  # real's dtype: bf16 under autocast
+        encoded[mask] = real
         return encoded
 
     def forward(self, features: torch.Tensor, positions: torch.Tensor, positions_mask: torch.Tensor,

@@ -217,7 +217,8 @@ def main() -> None:
         return
     args.store.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(args.store).free / 2**30
-    need = max(args.halves) * SECONDS * DIM * 4 / 2**30
+    written = len(list((args.store / "features").glob("*/*.h5"))) if (args.store / "features").is_dir() else 0
+    need = max(0, max(args.halves) - written) * SECONDS * DIM * 4 / 2**30  # what is not written yet
     print(f"store: {max(args.halves)} halves x {SECONDS} s x {DIM}-d = {need:.1f} GiB ({free:.0f} GiB free)")
     if need > 0.9 * free:
         sys.exit(f"not enough disk for {need:.1f} GiB at {args.store}; pass smaller --halves")

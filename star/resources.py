@@ -75,7 +75,7 @@ def mem_mb(rule: str, config: Mapping, inputs: Mapping[str, object], attempt: in
     elif rule in ("spotting_train", "captioning_train"):
         train = config["spotting" if rule == "spotting_train" else "captioning"]["train"]
         batch, workers = train["batch_size"], train["workers"]
-        halves = train["halves_per_batch"] or batch
+        halves = min(train["halves_per_batch"] or batch, len(features) or batch)  # distinct halves a batch
         longest = max(half_mb, default=SOCCERNET_HALF_MB)
         # the model and its optimiser, the per-process stores, a batch's distinct halves (padded, as float32,
         # the projection's input and gradient) and windows, the next batch being read

@@ -46,9 +46,9 @@ def write_inputs(work: Path, seconds: int, dim: int) -> Path:
         torch.manual_seed(0)
         model_cfg = method_config(cfg, method, variant)
         model = build_model("spotting", method, model_cfg, dim)
-        save_model(work / f"{method}.safetensors", model, stage="spotting", method=method, variant=variant, preset="tiny",
-                   model_cfg=model_cfg, feature_dim=dim, fps=1.0, encoder="bench", norm=norm, tokenizer=None,
-                   provenance={}, training={})
+        save_model(work / f"{method}.safetensors", model, stage="spotting", method=method, variant=variant,
+                   preset="tiny", model_cfg=model_cfg, feature_dim=dim, fps=1.0, encoder="bench", norm=norm,
+                   tokenizer=None, provenance={}, training={})
     return path
 
 
@@ -57,8 +57,8 @@ def run_once(work: Path, method: str, features: Path, threads: int) -> tuple[flo
     script = ("import resource, sys, time; from star.cli import main; t = time.perf_counter(); "
               "main(sys.argv[1:]); print('WALL', time.perf_counter() - t); "
               "print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
-    cmd = [sys.executable, "-c", script, "spotting-infer", "--model", str(work / f"{method}.safetensors"), "--features",
-           str(features), "--out", str(work / f"{method}.json"), "--threads", str(threads)]
+    cmd = [sys.executable, "-c", script, "spotting-infer", "--model", str(work / f"{method}.safetensors"),
+           "--features", str(features), "--out", str(work / f"{method}.json"), "--threads", str(threads)]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     started = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)

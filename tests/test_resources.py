@@ -1,5 +1,6 @@
 """Memory each workflow job declares (star/resources.py): from the config and input sizes, bounded where it must be."""
 
+import json
 import re
 from pathlib import Path
 
@@ -34,7 +35,7 @@ def test_training_memory_follows_cache_mb_workers_and_half_grouping(tmp_path):
     inputs = {"manifest": [], "features": halves}
 
     def need(**train):
-        text = '{"model": {"cache_mb": 2048}, "spotting": {"train": %s}}' % str(train).replace("'", '"')
+        text = json.dumps({"model": {"cache_mb": 2048}, "spotting": {"train": train}})
         return resources.mem_mb("spotting_train", star_config.section("", text), inputs)
 
     uniform, grouped = need(batch_size=8), need(batch_size=8, halves_per_batch=1)

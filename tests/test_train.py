@@ -163,7 +163,7 @@ def test_batches_grouped_by_half_visit_each_sample_at_most_once(store):
     assert len(set(seen.tolist())) == len(seen)
     assert set(seen.tolist()) <= set(data.epoch_order(np.random.default_rng(0)).tolist())
     # with blocks of one half, consecutive batches stay on a half until its chunks are used up
-    changes = sum(data.half_index[a[0]] != data.half_index[b[0]] for a, b in zip(grouped, grouped[1:]))
+    changes = sum(data.half_index[a[0]] != data.half_index[b[0]] for a, b in zip(grouped, grouped[1:], strict=False))
     assert changes == len(set(data.half_index[seen])) - 1
     data.groups = HalfGroups(halves_per_batch=2, block_halves=2)
     two = data.epoch_batches(np.random.default_rng(1), 8)

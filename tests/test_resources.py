@@ -31,7 +31,7 @@ def test_spotting_inference_memory_grows_with_the_half_not_with_the_half_times_t
 
 
 def test_training_memory_follows_cache_mb_workers_and_half_grouping(tmp_path):
-    halves = [soccernet_half(tmp_path / f"{i}.h5") for i in range(3)]
+    halves = [soccernet_half(tmp_path / f"{i}.h5") for i in range(10)]
     inputs = {"manifest": [], "features": halves}
 
     def need(**train):

@@ -92,7 +92,7 @@ def mem_mb(rule: str, config: Mapping, inputs: Mapping[str, object], attempt: in
         need = PYTHON_MB + 2500  # streamed frame by frame
     elif rule == "world_synthesize":
         need = 2500  # renders one frame at a time; the match plan and commentary are small
-    elif rule == "evaluate_captions":
+    elif rule in ("evaluate_captions", "evaluate_captioning_subtask"):
         need = PYTHON_MB + JVM_MB + 2 * all_mb
     else:  # dataset_manifest, world_splits, split_games, make_table: small files
         need = PYTHON_MB + 2 * all_mb

@@ -89,8 +89,10 @@ def write_store(store: Path, halves: int, seed: int = 0) -> list[Game]:
     return games
 
 
-def setup(store: Path, games: int, run: str, global_dtype: str = "float32", workers: int = 0):
-    """(model, loss function, batch iterator) of one run on the first `games` train games."""
+def setup(store: Path, games: int, run: str, global_dtype: str = "float32", workers: int = 0,
+          block: int | None = None):
+    """(model, loss function, batch iterator) of one run on the first `games` train games; `block`: halves per
+    block of the grouped sampler (default: what the store holds)."""
     import torch
 
     from star.train.common import (build_model, caption_tokenizer, feature_statistics, load_halves,
@@ -116,7 +118,7 @@ def setup(store: Path, games: int, run: str, global_dtype: str = "float32", work
         tokenizer = caption_tokenizer(method, model_cfg, data.captions, cfg)
         loss = captioning_loss
     if per_batch:
-        data.groups = HalfGroups(per_batch, block_halves(reader, halves))
+        data.groups = HalfGroups(per_batch, block or block_halves(reader, halves))
     torch.manual_seed(0)
     model = build_model(stage, method, model_cfg, DIM, tokenizer).train()
     batches = loader(data, Collate(tokenizer, 70), step_batches(data, BATCH, seed=0), workers, torch.device("cpu"))
@@ -171,7 +173,7 @@ def loss_check(store: Path, games: int, steps: int) -> dict:
     for run in ("star_spot_global_grouped", "star_cap_global_grouped"):
         curves = {}
         for dtype in ("float32", "float16"):
-            model, loss_fn, data, _ = setup(store, games, run, dtype)
+            model, loss_fn, data, _ = setup(store, games, run, dtype, block=8)  # the same batches for both
             optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
             model.eval()  # no dropout: the curves differ only by the stored precision
             curve = []
@@ -223,7 +225,9 @@ def main() -> None:
     if need > 0.9 * free:
         sys.exit(f"not enough disk for {need:.1f} GiB at {args.store}; pass smaller --halves")
     games = write_store(args.store, max(args.halves))
-    write_manifest(games, args.store / "games.tsv")
+    manifest = args.store / "games.tsv"
+    if not manifest.is_file() or read_manifest(manifest) != games:  # runs under way may be reading it
+        write_manifest(games, manifest)
     try:
         if args.loss_check:
             print(json.dumps(child(args, "--loss-games", str(min(args.halves) // 2 - 2)), indent=1))

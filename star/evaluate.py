@@ -3,7 +3,8 @@ semantics (star.eval.dvc describes them), reproducible and robust; or, with `--p
 captioning subtask's metrics (star.eval.captioning: one caption per ground-truth annotation, nlg-eval's scoring).
 
     star evaluate LABELS_ROOT PREDICTIONS_ROOT --games GAMES_FILE --window 30 [--seed N] [--json OUT]
-        [--method STaR --encoder Baidu --fps 1] [--meta KEY=VALUE ...] [--per-label] [--bootstrap 1000]
+        [--method STaR --encoder Baidu --fps 1] [--meta KEY=VALUE ...] [--per-label]
+        [--bootstrap 1000 [--bootstrap-unit game]]
     star evaluate LABELS_ROOT GT_PREDICTIONS_ROOT --games GAMES_FILE --protocol captioning [--json OUT] [...]
 
 GAMES_FILE holds one game path per line, relative to both roots. From Python:
@@ -23,7 +24,7 @@ from pathlib import Path
 from star.data.soccernet import read_game_list
 from star.errors import InputError
 from star.eval.captioning import PROTOCOL, evaluate_captioning
-from star.eval.dvc import LABELS_FILE, METRICS, PREDICTIONS_FILE, Evaluator, JavaError, evaluate
+from star.eval.dvc import BOOTSTRAP_UNITS, LABELS_FILE, METRICS, PREDICTIONS_FILE, Evaluator, JavaError, evaluate
 from star.provenance import code_hash, record, write_text_atomic
 
 __all__ = ["Evaluator", "add_arguments", "evaluate", "run"]
@@ -55,7 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--per-label", action="store_true",
                         help="also score each ground-truth label's pairs (pooled over halves)")
     parser.add_argument("--bootstrap", type=int, default=0, metavar="N",
-                        help="N resamples of halves for confidence intervals (0: none)")
+                        help="N resamples of the games for confidence intervals (0: none)")
+    parser.add_argument("--bootstrap-unit", choices=BOOTSTRAP_UNITS, default="game",
+                        help="what a resample draws: whole games (both halves) or single halves")
     parser.add_argument("--ci", type=float, default=0.95, help="confidence level of the intervals")
     parser.add_argument("--labels-file", default=LABELS_FILE, help="labels file name inside a game folder")
     parser.add_argument("--predictions-file", default=PREDICTIONS_FILE,
@@ -72,17 +75,17 @@ def row_meta(args: argparse.Namespace) -> dict:
 def report(result: dict) -> str:
     """Metrics x100 as the official evaluator prints them (with confidence intervals if any), and the counts."""
     c = result["counts"]
+    ci = result.get("ci", {}).get("metrics", {})
+    interval = lambda k: f"  [{100 * ci[k][0]:.4f}, {100 * ci[k][1]:.4f}]" if k in ci else ""
     if result.get("protocol") == PROTOCOL:
         return "\n".join([f"captioning subtask: {c['games']} games, {c['captions']} captions "
                           f"({c['empty_captions']} empty)"] +
-                         [f"| {k}: {100 * v:.4f}" for k, v in result["metrics"].items()])
+                         [f"| {k}: {100 * v:.4f}{interval(k)}" for k, v in result["metrics"].items()])
     lines = [f"window {result['window']} s, seed {result['seed']}: {c['games']} games, {c['halves']} halves, "
              f"{c['ground_truths']} ground truths, {c['predictions']} predictions, {c['pairs']} pairs "
              f"({c['unmatched_predictions']} unmatched predictions)"]
-    ci = result.get("ci", {}).get("metrics", {})
     for k in METRICS:
-        interval = f"  [{100 * ci[k][0]:.4f}, {100 * ci[k][1]:.4f}]" if k in ci else ""
-        lines.append(f"| {k}: {100 * result['metrics'][k]:.4f}{interval}")
+        lines.append(f"| {k}: {100 * result['metrics'][k]:.4f}{interval(k)}")
     return "\n".join(lines)
 
 
@@ -92,13 +95,15 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < args.ci < 1:   # checked before the scorers start Java
         raise InputError(f"--ci must be a confidence level between 0 and 1 (e.g. 0.95), not {args.ci}")
     captioning = args.protocol == PROTOCOL
-    if captioning and (args.per_label or args.bootstrap):
-        raise InputError("--per-label and --bootstrap belong to the dense protocol")
+    if captioning and (args.per_label or args.bootstrap_unit != "game"):
+        raise InputError("--per-label and --bootstrap-unit belong to the dense protocol")
     games = read_game_list(args.games)
     if not games:
         raise InputError(f"{args.games}: the game list is empty")
     files = dict(labels_file=args.labels_file, predictions_file=args.predictions_file)
-    options = files if captioning else dict(**files, per_label=args.per_label, bootstrap=args.bootstrap, ci=args.ci)
+    intervals = dict(bootstrap=args.bootstrap, ci=args.ci)
+    options = (dict(**files, **intervals, seed=args.seed) if captioning else
+               dict(**files, **intervals, per_label=args.per_label, bootstrap_unit=args.bootstrap_unit))
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

@@ -10,7 +10,8 @@ import pytest
 from star.cli import main
 from star.data.soccernet import format_game_time
 from star.eval import dvc
-from star.eval.dvc import METRICS, Evaluator, JavaError, PredictionsError, f1, overlaps, write_predictions
+from star.eval.dvc import (CAPTION_METRICS, METRICS, Evaluator, JavaError, PredictionsError, bootstrap_ci, f1, overlaps,
+                           write_predictions)
 from star.eval.scorers import TextScorer, lcs_length
 
 needs_java = pytest.mark.skipif(shutil.which("java") is None, reason="java is not installed (PTB tokenizer, METEOR)")
@@ -272,6 +273,22 @@ def test_java_missing_says_how_to_install(monkeypatch, tmp_path):
 
 
 # --- extras and the command -------------------------------------------------------------------------------------
+
+
+def test_bootstrap_resamples_whole_games_and_is_seeded():
+    """Each game's halves score 1 and 0: drawing games keeps every resample's mean at 0.5, drawing halves
+    does not. Seeded: the same seed gives the same intervals."""
+    halves = [{"game": g, "half": h, **dict.fromkeys(CAPTION_METRICS, float(h == 1)), "Recall": float(h == 1),
+               "Precision": 1.0} for g in ("a", "b", "c") for h in (1, 2)]
+    by_game = bootstrap_ci(halves, 500, 0.95, seed=3)
+    assert by_game["unit"] == "game" and by_game["units"] == 3
+    assert by_game["metrics"]["CIDEr"] == [0.5, 0.5] and by_game["metrics"]["Precision"] == [1.0, 1.0]
+    by_half = bootstrap_ci(halves, 500, 0.95, seed=3, unit="half")
+    lo, hi = by_half["metrics"]["CIDEr"]
+    assert by_half["units"] == 6 and lo < 0.3 and hi > 0.7
+    assert bootstrap_ci(halves, 500, 0.95, seed=3) == by_game
+    halves[0]["Recall"] = None  # a half without ground truth is skipped by Recall's average, as by the mean
+    assert all(0 <= x <= 1 for x in bootstrap_ci(halves, 200, 0.9, seed=0)["metrics"]["Recall"])
 
 
 @needs_java

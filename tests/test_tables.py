@@ -104,3 +104,25 @@ def test_csv_and_markdown_written_atomically(tmp_path):
     with contextlib.redirect_stderr(io.StringIO()) as err:
         assert main(["tables", "--out", str(out), "--columns", "Method,Q@30", str(a)]) == 1
     assert "unknown metric 'Q'" in err.getvalue() and out.read_bytes() == before
+
+
+def test_intervals_beside_every_metric_in_csv_and_markdown(tmp_path):
+    a = metrics_file(tmp_path / "a.json", method="STaR", encoder="Baidu", fps=1)
+    data = json.loads(a.read_text())
+    data["ci"] = {"level": 0.95, "metrics": {k: [v - 0.01, v + 0.03] for k, v in data["metrics"].items()}}
+    a.write_text(json.dumps(data))
+    b = metrics_file(tmp_path / "b.json", method="Delta", encoder="Baidu", fps=1)  # no bootstrap: no bounds
+    table = make_table([a, b], "Method,C@30,F1")
+    assert list(table.columns) == ["Method", "C@30", "C@30_lo", "C@30_hi", "F1", "F1_lo", "F1_hi"]
+    assert table.iloc[0][["C@30", "C@30_lo", "C@30_hi"]].tolist() == [7.0, 6.0, 10.0]
+    assert table.iloc[1][["C@30_lo", "C@30_hi"]].isna().all()
+    out = tmp_path / "t.csv"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["tables", "--out", str(out), "--columns", "Method,C@30,F1", str(a), str(b)]) == 0
+    assert out.read_text().splitlines()[1] == "STaR,7.00,6.00,10.00,10.00,9.00,13.00"
+    md = out.with_suffix(".md").read_text().splitlines()
+    assert [c.strip() for c in md[0].split("|")[1:-1]] == ["Method", "C@30", "F1"]  # bounds folded into cells
+    assert [c.strip() for c in md[2].split("|")[1:-1]] == ["STaR", "7.00 ± 2.00", "10.00 ± 2.00"]
+    assert [c.strip() for c in md[3].split("|")[1:-1]] == ["Delta", "7.00", "10.00"]
+    # a table without any interval keeps its plain columns (metric files of older runs)
+    assert list(make_table([b], "Method,C@30").columns) == ["Method", "C@30"]

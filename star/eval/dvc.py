@@ -11,6 +11,8 @@ Per half of each game:
   score the half's pairs as one corpus (CIDEr's IDF is per half).
 - Recall: share of ground truths overlapped by a prediction; Precision: share of predictions overlapping one.
 Every metric is averaged over halves; F1 = 2PR/(P+R) of the averages (the STaR paper's F1).
+Uncertainty (`bootstrap=N`): percentile intervals from N resamples of the test games with replacement (both halves
+of a drawn game together; `bootstrap_unit="half"` resamples halves), seeded by `seed`, so reruns are identical.
 
 Where the official evaluator crashes or drops silently:
 - a half with no predictions scores 0 everywhere (what the official gives when it does not crash);
@@ -58,6 +60,7 @@ CAPTION_METRICS = METRICS[:7]
 PREDICTIONS_FILE = "results_dense_captioning.json"
 LABELS_FILE = "Labels-caption.json"
 HALVES = (1, 2)
+BOOTSTRAP_UNITS = ("game", "half")  # what a bootstrap resample draws
 JAVA_INSTALL_HINT = ("install a Java runtime (Debian/Ubuntu: `sudo apt-get install default-jre-headless`; "
                      "conda: `conda install -c conda-forge openjdk`) and make sure `java` is on PATH")
 
@@ -362,7 +365,7 @@ class Evaluator:
 
     def evaluate(self, labels_root: str | Path, preds_root: str | Path, games: Sequence[str], window: int = 30,
                  seed: int = 0, *, labels_file: str = LABELS_FILE, predictions_file: str = PREDICTIONS_FILE,
-                 per_label: bool = False, bootstrap: int = 0, ci: float = 0.95,
+                 per_label: bool = False, bootstrap: int = 0, ci: float = 0.95, bootstrap_unit: str = "game",
                  progress: bool | None = None) -> dict:
         """Metrics of the predictions under `preds_root` against the labels under `labels_root`, for `games`
         (paths relative to both roots). Returns {"metrics", "counts", "halves", ...}; see `summarize`."""
@@ -370,8 +373,9 @@ class Evaluator:
             raise ValueError(f"window must be a positive integer number of seconds, not {window!r}")
         if not games:
             raise ValueError("no games to evaluate")
-        if bootstrap < 0 or not 0 < ci < 1:
-            raise ValueError(f"bootstrap must be >= 0 and ci in (0, 1), not {bootstrap} and {ci}")
+        if bootstrap < 0 or not 0 < ci < 1 or bootstrap_unit not in BOOTSTRAP_UNITS:
+            raise ValueError(f"bootstrap must be >= 0, ci in (0, 1) and the unit one of {BOOTSTRAP_UNITS}, not "
+                             f"{bootstrap}, {ci} and {bootstrap_unit!r}")
         labels_root, preds_root = Path(labels_root), Path(preds_root)
         missing = [str(preds_root / g / predictions_file) for g in games
                    if not (preds_root / g / predictions_file).is_file()]
@@ -399,7 +403,7 @@ class Evaluator:
         if per_label:
             result["per_label"] = label_summary(matches, labels, scored[len(matches):])
         if bootstrap:
-            result["ci"] = bootstrap_ci(result["halves"], bootstrap, ci, seed)
+            result["ci"] = bootstrap_ci(result["halves"], bootstrap, ci, seed, bootstrap_unit)
         return result
 
 
@@ -457,23 +461,32 @@ def label_summary(matches: list[HalfMatch], labels: list[str], scored: list[dict
     return out
 
 
-def bootstrap_ci(halves: list[dict], resamples: int, level: float, seed: int) -> dict:
-    """Percentile confidence intervals of the averaged metrics, resampling halves with replacement."""
+def bootstrap_ci(halves: list[dict], resamples: int, level: float, seed: int, unit: str = "game") -> dict:
+    """Percentile confidence intervals of the averaged metrics: resample games (`unit` "game": both halves of a
+    drawn game come together, as a game's halves share teams and commentary) or halves with replacement, and
+    average each resample's halves as the point estimate averages them."""
+    if unit not in BOOTSTRAP_UNITS:
+        raise ValueError(f"bootstrap unit must be one of {BOOTSTRAP_UNITS}, not {unit!r}")
     rng = np.random.default_rng(seed)
     keys = (*CAPTION_METRICS, "Recall", "Precision")
-    # [H, K]; Recall is NaN where a half has no ground truth, and nanmean skips it as the average does
+    # [H, K]; Recall is missing where a half has no ground truth, and the average skips it
     table = np.array([[np.nan if h[k] is None else h[k] for k in keys] for h in halves], dtype=float)
-    picks = rng.integers(0, len(halves), size=(resamples, len(halves)))  # [B, H]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a resample with no ground truth at all
-        means = np.nanmean(table[picks], axis=1)  # [B, H, K] -> [B, K]
-    means = np.nan_to_num(means)
+    groups = list(dict.fromkeys(h["game"] for h in halves)) if unit == "game" else list(range(len(halves)))
+    member = np.array([[(h["game"] if unit == "game" else i) == g for i, h in enumerate(halves)]
+                       for g in groups], dtype=float)  # [U, H]: which halves each unit holds
+    picks = rng.integers(0, len(groups), size=(resamples, len(groups)))  # [B, U]
+    counts = np.stack([np.bincount(row, minlength=len(groups)) for row in picks])  # [B, U] draws of each unit
+    weights = counts @ member  # [B, H]: how often each half is in the resample
+    present = ~np.isnan(table)  # [H, K]
+    total = weights @ np.where(present, table, 0.0)  # [B, K]
+    seen = weights @ present  # [B, K]
+    means = np.divide(total, seen, out=np.zeros_like(total), where=seen > 0)  # no ground truth at all: 0
     p, r = means[:, keys.index("Precision")], means[:, keys.index("Recall")]
     f1s = np.where(p + r > 0, 2 * p * r / np.where(p + r > 0, p + r, 1), 0.0)
     samples = np.column_stack([means, f1s])  # [B, K + 1]
     tail = (1 - level) / 2 * 100
     lo, hi = np.percentile(samples, [tail, 100 - tail], axis=0)
-    return {"level": level, "resamples": resamples,
+    return {"level": level, "resamples": resamples, "unit": unit, "units": len(groups),
             "metrics": {k: [float(a), float(b)] for k, a, b in zip((*keys, "F1"), lo, hi, strict=True)}}
 
 

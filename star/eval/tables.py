@@ -95,7 +95,8 @@ def load_metrics(path: str | Path) -> dict:
     if not isinstance(data, dict) or not isinstance(data.get("metrics"), dict) or "window" not in data:
         raise MetricsFileError(f"{path}: not a `star evaluate --json` file (no 'metrics' and 'window')")
     window = CAPTIONING if data.get("protocol") == CAPTIONING else data["window"]
-    return {"path": path, "meta": data.get("meta", {}), "window": window, "metrics": data["metrics"]}
+    ci = data.get("ci", {}).get("metrics", {}) if isinstance(data.get("ci"), dict) else {}
+    return {"path": path, "meta": data.get("meta", {}), "window": window, "metrics": data["metrics"], "ci": ci}
 
 
 def meta_text(value) -> str:
@@ -104,8 +105,12 @@ def meta_text(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def cell(column: Column, files: list[dict], row_name: str) -> float | None:
-    """The metric x100 of the one file of the row that fits the column; None if none does."""
+LO, HI = "_lo", "_hi"  # suffixes of a metric column's interval bounds
+
+
+def cell(column: Column, files: list[dict], row_name: str) -> tuple[float | None, float | None, float | None]:
+    """(metric, interval low, interval high) x100 of the one file of the row that fits the column; None where
+    there is no such file, and for the bounds where that file has no interval."""
     fits = [f for f in files
             if (column.window is None or f["window"] == column.window)
             and all(meta_text(f["meta"].get(k)) == v for k, v in column.where)]
@@ -113,14 +118,19 @@ def cell(column: Column, files: list[dict], row_name: str) -> float | None:
         raise TableError(f"column {column.header!r} of row {row_name!r}: {len(fits)} files fit "
                          f"({', '.join(str(f['path']) for f in fits)}); tell them apart with @WINDOW or ?KEY=VALUE")
     if not fits:
-        return None
+        return None, None, None
     if column.metric not in fits[0]["metrics"]:
         raise MetricsFileError(f"{fits[0]['path']}: no metric {column.metric!r}")
-    return round(100 * float(fits[0]["metrics"][column.metric]), 2)
+    value = round(100 * float(fits[0]["metrics"][column.metric]), 2)
+    bounds = fits[0]["ci"].get(column.metric)
+    if bounds is None:
+        return value, None, None
+    return value, *(round(100 * float(b), 2) for b in bounds)
 
 
 def make_table(metric_files: list[str | Path], columns: str | list[Column] = "table1") -> pd.DataFrame:
-    """One row per distinct metadata-column values (first-seen order); metric cells x100, 2 decimals."""
+    """One row per distinct metadata-column values (first-seen order); metric cells x100, 2 decimals, each
+    followed by its interval's HEADER_lo and HEADER_hi columns where any file of the column has one."""
     if isinstance(columns, str):
         columns = parse_columns(columns)
     files = [load_metrics(p) for p in metric_files]
@@ -132,9 +142,20 @@ def make_table(metric_files: list[str | Path], columns: str | list[Column] = "ta
     for key, group in rows.items():
         meta = dict(zip((c.meta for c in meta_columns), key, strict=True))
         name = " / ".join(k for k in key if k) or str(group[0]["path"])
-        records.append({c.header: meta[c.meta] if c.meta else cell(c, group, name) for c in columns})
-    table = pd.DataFrame.from_records(records, columns=[c.header for c in columns])
-    return table.astype({c.header: float for c in columns if c.metric})  # empty cells -> NaN, not None
+        record = {}
+        for c in columns:
+            if c.meta:
+                record[c.header] = meta[c.meta]
+            else:
+                record[c.header], record[c.header + LO], record[c.header + HI] = cell(c, group, name)
+        records.append(record)
+    headers = []
+    for c in columns:
+        with_ci = c.metric and any(r[c.header + LO] is not None for r in records)
+        headers += [c.header, c.header + LO, c.header + HI] if with_ci else [c.header]
+    table = pd.DataFrame.from_records(records, columns=headers)
+    metric = [h for h in headers if h not in {c.header for c in columns if c.meta}]
+    return table.astype(dict.fromkeys(metric, float))  # empty cells -> NaN, not None
 
 
 def write_table(table: pd.DataFrame, out_csv: str | Path) -> Path:
@@ -148,13 +169,24 @@ def write_table(table: pd.DataFrame, out_csv: str | Path) -> Path:
     return out_md
 
 
+def metric_text(value: float, lo: float = float("nan"), hi: float = float("nan")) -> str:
+    """'66.67', or '66.67 ± 9.10' with the interval's half-width; '' for a missing value."""
+    if pd.isna(value):
+        return ""
+    return f"{value:.2f}" if pd.isna(lo) or pd.isna(hi) else f"{value:.2f} ± {(hi - lo) / 2:.2f}"
+
+
 def markdown(table: pd.DataFrame) -> str:
-    """Metric columns right-aligned with two decimals; metadata shown as written (no number parsing)."""
-    is_metric = [pd.api.types.is_float_dtype(table[c]) for c in table.columns]
-    shown = table.astype(object).copy()
-    for column, metric in zip(table.columns, is_metric, strict=True):
+    """Metric columns right-aligned with two decimals (and ± the half-width of their interval, whose bound
+    columns are folded into the cell); metadata shown as written (no number parsing)."""
+    bounds = {c for c in table.columns if c.endswith((LO, HI)) and c[: -len(LO)] in table.columns}
+    nan = pd.Series(float("nan"), index=table.index)
+    shown = table[[c for c in table.columns if c not in bounds]].astype(object).copy()
+    is_metric = [pd.api.types.is_float_dtype(table[c]) for c in shown.columns]
+    for column, metric in zip(shown.columns, is_metric, strict=True):
         if metric:
-            shown[column] = ["" if pd.isna(v) else f"{v:.2f}" for v in table[column]]
+            lo, hi = (table[column + end] if column + end in bounds else nan for end in (LO, HI))
+            shown[column] = [metric_text(*v) for v in zip(table[column], lo, hi, strict=True)]
     return shown.to_markdown(index=False, disable_numparse=True,
                              colalign=["right" if m else "left" for m in is_metric])
 

@@ -1,6 +1,7 @@
 # Metrics of every captioning run on the test split (`star evaluate`, one METEOR JVM per job) and the paper's tables
 # (`star tables`): results/table1.csv (methods x encoders), table3 (STaR's feature blurring K x SSS), table4
-# (captioning at ground-truth anchors) and table6 (STaR with/without global features x positions), each with .md.
+# (captioning at ground-truth anchors) and table6 (STaR with/without global features x positions), each with .md;
+# every metric with its game-level bootstrap interval (tables.bootstrap resamples).
 # Caption metrics are @30 at the spots; at the ground-truth anchors, the captioning subtask's protocol (`gt@captioning`:
 # one caption per annotation scored against it, as sn-caption's validate_captioning; Table 4 and Table 3's right
 # half), and the dense evaluator with the tight 5 s window (`gt@5`, Table 4's extra columns).
@@ -21,6 +22,7 @@ rule evaluate_captions:
         meta=row_meta,
         seed=TABLES["seed"],
         root=literal(ROOT),
+        bootstrap=TABLES["bootstrap"],
         code=code_hash("star.evaluate"),
     resources:
         mem_mb=mem_mb("evaluate_captions"),
@@ -32,7 +34,7 @@ rule evaluate_captions:
         env("torch")
     shell:
         "star evaluate {params.root:q} {params.predictions:q} --games {input.games:q} --window {wildcards.window}"
-        " --seed {params.seed} --json {output.metrics:q} {params.meta} > {log:q} 2>&1"
+        " --seed {params.seed} --bootstrap {params.bootstrap} --json {output.metrics:q} {params.meta} > {log:q} 2>&1"
 
 
 rule evaluate_captioning_subtask:
@@ -47,6 +49,8 @@ rule evaluate_captioning_subtask:
         predictions="results/captioning/{method}/{encoder}/{variant}/gt",
         meta=lambda w: row_meta(w, anchors="gt"),
         root=literal(ROOT),
+        seed=TABLES["seed"],
+        bootstrap=TABLES["bootstrap"],
         code=code_hash("star.evaluate"),
     resources:
         mem_mb=mem_mb("evaluate_captioning_subtask"),
@@ -58,7 +62,7 @@ rule evaluate_captioning_subtask:
         env("torch")
     shell:
         "star evaluate {params.root:q} {params.predictions:q} --games {input.games:q} --protocol captioning"
-        " --json {output.metrics:q} {params.meta} > {log:q} 2>&1"
+        " --seed {params.seed} --bootstrap {params.bootstrap} --json {output.metrics:q} {params.meta} > {log:q} 2>&1"
 
 
 rule make_table:

@@ -38,6 +38,7 @@ STAGE_COMMANDS = {
     "captioning-train": ("star.train.captioning", "train a method's captioner on the train split's annotations"),
     "captioning-infer": ("star.infer.captions", "captions of one game at its spots (official predictions JSON)"),
     "plot": ("star.plots", "the report's figures: training curves, spotting confidence, pitch, probe"),
+    "diagnostics": ("star.eval.diagnostics", "side, zone and long-range agreement, diversity, spotting confusion"),
 }
 COMMANDS = {**USER_COMMANDS, **STAGE_COMMANDS}
 

@@ -461,32 +461,44 @@ def label_summary(matches: list[HalfMatch], labels: list[str], scored: list[dict
     return out
 
 
+def bootstrap_means(values: np.ndarray, groups: Sequence, resamples: int, seed: int) -> np.ndarray:
+    """Means of the columns of `values` [N, K] (NaN: missing, skipped) over `resamples` resamples that draw the
+    distinct `groups` (one key per row; a drawn group brings all its rows) with replacement: -> [B, K]; 0 where
+    a resample holds no value of a column. Rows as games' halves give the evaluator's intervals; rows as single
+    captions grouped by game give a game-level interval of a rate."""
+    rng = np.random.default_rng(seed)
+    keys = list(dict.fromkeys(groups))
+    member = np.array([[g == k for g in groups] for k in keys], dtype=float)  # [U, N]: the rows of each group
+    picks = rng.integers(0, len(keys), size=(resamples, len(keys)))  # [B, U]
+    counts = np.stack([np.bincount(row, minlength=len(keys)) for row in picks])  # [B, U] draws of each group
+    weights = counts @ member  # [B, N]: how often each row is in the resample
+    present = ~np.isnan(values)  # [N, K]
+    total, seen = weights @ np.where(present, values, 0.0), weights @ present  # [B, K] each
+    return np.divide(total, seen, out=np.zeros_like(total), where=seen > 0)
+
+
+def percentile_interval(samples: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """The central `level` percentile interval of each column of [B, K] resampled statistics."""
+    tail = (1 - level) / 2 * 100
+    lo, hi = np.percentile(samples, [tail, 100 - tail], axis=0)
+    return lo, hi
+
+
 def bootstrap_ci(halves: list[dict], resamples: int, level: float, seed: int, unit: str = "game") -> dict:
     """Percentile confidence intervals of the averaged metrics: resample games (`unit` "game": both halves of a
     drawn game come together, as a game's halves share teams and commentary) or halves with replacement, and
     average each resample's halves as the point estimate averages them."""
     if unit not in BOOTSTRAP_UNITS:
         raise ValueError(f"bootstrap unit must be one of {BOOTSTRAP_UNITS}, not {unit!r}")
-    rng = np.random.default_rng(seed)
     keys = (*CAPTION_METRICS, "Recall", "Precision")
     # [H, K]; Recall is missing where a half has no ground truth, and the average skips it
     table = np.array([[np.nan if h[k] is None else h[k] for k in keys] for h in halves], dtype=float)
-    groups = list(dict.fromkeys(h["game"] for h in halves)) if unit == "game" else list(range(len(halves)))
-    member = np.array([[(h["game"] if unit == "game" else i) == g for i, h in enumerate(halves)]
-                       for g in groups], dtype=float)  # [U, H]: which halves each unit holds
-    picks = rng.integers(0, len(groups), size=(resamples, len(groups)))  # [B, U]
-    counts = np.stack([np.bincount(row, minlength=len(groups)) for row in picks])  # [B, U] draws of each unit
-    weights = counts @ member  # [B, H]: how often each half is in the resample
-    present = ~np.isnan(table)  # [H, K]
-    total = weights @ np.where(present, table, 0.0)  # [B, K]
-    seen = weights @ present  # [B, K]
-    means = np.divide(total, seen, out=np.zeros_like(total), where=seen > 0)  # no ground truth at all: 0
+    groups = [h["game"] for h in halves] if unit == "game" else list(range(len(halves)))
+    means = bootstrap_means(table, groups, resamples, seed)  # [B, K]
     p, r = means[:, keys.index("Precision")], means[:, keys.index("Recall")]
     f1s = np.where(p + r > 0, 2 * p * r / np.where(p + r > 0, p + r, 1), 0.0)
-    samples = np.column_stack([means, f1s])  # [B, K + 1]
-    tail = (1 - level) / 2 * 100
-    lo, hi = np.percentile(samples, [tail, 100 - tail], axis=0)
-    return {"level": level, "resamples": resamples, "unit": unit, "units": len(groups),
+    lo, hi = percentile_interval(np.column_stack([means, f1s]), level)  # [K + 1] each
+    return {"level": level, "resamples": resamples, "unit": unit, "units": len(set(groups)),
             "metrics": {k: [float(a), float(b)] for k, a, b in zip((*keys, "F1"), lo, hi, strict=True)}}
 
 

@@ -7,6 +7,10 @@ with the names from the lineups. The seeded generator picks one of several phras
 Captions carry what a model can only get right by looking at positions (flank, zone, box, distance bands, where
 a cross or corner came from) and at the whole half (what led to a corner, the score after a goal, a second
 booking, a substitution forced by an injury, how long a spell of pressure lasted). GRAMMAR.md lists the grammar.
+
+Each caption also records what it recalls from earlier in the half (`Event.recalls`, written into the labels as the
+annotation's `recalls`): the fact it states that a model can only know from before the event, and how long ago
+that fact began (`recalled_facts`). The diagnostics (star.eval.diagnostics) score long-range context with it.
 """
 
 from __future__ import annotations
@@ -424,8 +428,44 @@ def names_of(match: Match) -> dict:
     return names
 
 
+# ---------------------------------------------------------------- what a caption recalls from earlier
+RECALLED = ("score", "booking", "cause", "pressure", "changes")  # the kinds of recalled facts, GRAMMAR.md
+
+
+def _since_last(track: HalfTrack, ev: Event, kinds: tuple[str, ...], team: int | None = None) -> float:
+    """Start of the half or the last earlier event of `kinds` (of `team`), whichever is later: since when a
+    running count (score, changes) has held."""
+    times = [e.time for e in track.events if e.kind in kinds and e.time < ev.time and (team is None or e.team == team)]
+    return max(times, default=0.0)
+
+
+def recalled_facts(sc: Scene, ev: Event, template: str) -> dict | None:
+    """{"what": one of RECALLED, "since_s": seconds from the oldest event the fact depends on to this one} for the
+    caption `template` the writer chose for `ev`, or None when it states nothing from before its own chain. A fact
+    from the previous half (a first-half booking, the score at the restart) counts from the start of this half."""
+    goals = ("goal", "own_goal", "penalty")
+    if re.search(r"\d-\d|goalless", template):  # the score, or the state of play, is stated
+        origin = _since_last(sc.track, ev, goals)
+    elif ev.kind == "second_yellow":
+        first = [e.time for e in sc.track.events if e.kind == "yellow_card" and e.players[0] == ev.players[0]
+                 and e.time < ev.time]
+        return {"what": "booking", "since_s": round(ev.time - min(first, default=0.0), 2)}
+    elif ev.kind in ("corner", "penalty") or (ev.kind == "substitution" and sc.cause(ev) is not None):
+        root = ev
+        while root.cause is not None:  # the chain's first link: the shot or foul before a corner, the injury...
+            root = sc.cause(root)
+        return {"what": "cause", "since_s": round(ev.time - root.time, 2)}
+    elif ev.kind == "pressure":
+        return {"what": "pressure", "since_s": round(ev.time - ev.detail["since"], 2)}
+    elif ev.kind == "substitution" and "change" in template:
+        return {"what": "changes", "since_s": round(ev.time - _since_last(sc.track, ev, ("substitution",), ev.team), 2)}
+    else:
+        return None
+    return {"what": "score", "since_s": round(ev.time - origin, 2)}
+
+
 def commentate(match: Match, seed: int) -> None:
-    """Fill `anonymized` and `identified` of every annotated event of `match` (in place)."""
+    """Fill `anonymized`, `identified` and `recalls` of every annotated event of `match` (in place)."""
     rng = np.random.default_rng([seed, 3_301])
     names = names_of(match)
     for track in match.halves:
@@ -434,5 +474,6 @@ def commentate(match: Match, seed: int) -> None:
             if ev.label is None:
                 continue
             text, entities = WRITERS[ev.kind](scene, ev)
+            ev.recalls = recalled_facts(scene, ev, text)
             ev.anonymized = render(text, entities, None)
             ev.identified = render(text, entities, names)

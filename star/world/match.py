@@ -42,6 +42,7 @@ class Event:
     detail: dict = field(default_factory=dict)   # kind-specific facts the commentary may use
     anonymized: str = ""             # caption with [PLAYER]/[TEAM]/[REFEREE]/[COACH]
     identified: str = ""             # the same caption with names
+    recalls: dict | None = None      # what the caption recalls from earlier (star.world.commentary.recalled_facts)
 
 
 @dataclass(frozen=True)

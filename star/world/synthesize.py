@@ -88,7 +88,7 @@ def labels_json(match: Match, planned: PlannedGame) -> dict:
                 "gameTime": format_game_time(track.half, ev.time),
                 "label": ev.label, "position": str(int(ev.time * 1000)), "visibility": ev.visibility,
                 "important": ev.important, "description": ev.identified, "identified": ev.identified,
-                "anonymized": ev.anonymized,
+                "anonymized": ev.anonymized, "recalls": ev.recalls,
             })
     score = f"{match.score[0]} - {match.score[1]}"
     return {

@@ -1,0 +1,185 @@
+"""Mechanism tests: can STaR's spatial path (SSS) and its long-range path (global context) carry a signal end to
+end? Each task puts the answer only where that path looks, trains the real model classes with the real training
+loop (star.train.loop.fit) on synthetic tensors, and measures agreement on held-out samples:
+
+- side: the caption says "left" or "right", a function of where the players stand (positions only; the features
+  are noise). STaR's captioner with the SSS must learn it; without the SSS, or with the positions cut at test
+  time, it stays at chance.
+- recall: the answer ("goal" or "card") is a marker in one global frame far outside the local window. STaR's
+  spotter (global context -> latents -> head) must learn it; without global features, or with them masked at test
+  time, it stays at chance. The captioner does not learn it within this budget (see
+  test_captioner_reads_long_range_context_known_gap and docs/testbed.md).
+
+Chance is 0.5: held-out agreement within [0.3, 0.7] (200 samples: +-0.07 is two standard errors).
+"""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from star.models import build_captioner, build_spotter
+from star.models.star import STaRConfig
+from star.models.tokenizer import train_bpe
+from star.train.batch import Batch
+from star.train.loop import captioning_loss, fit, seed_everything, spotting_loss
+
+D, T, G, P = 16, 6, 48, 8   # feature width, local window, global frames, players per frame
+CAPTIONS = {"side": ("[TEAM] attack down the left.", "[TEAM] attack down the right."),
+            "recall": ("[TEAM] respond to the goal.", "[TEAM] respond to the card.")}  # spotting: classes 1, 2
+WORDS = {"side": ("left", "right"), "recall": ("goal", "card")}
+CHANCE = (0.3, 0.7)
+SIDE_STEPS, RECALL_STEPS = 250, 120
+
+
+def config(**overrides) -> STaRConfig:
+    """Smaller still than the tiny preset, without dropout (the signal must be learned, not averaged out)."""
+    decoder = dataclasses.replace(STaRConfig.tiny().decoder, n_embd=32, n_layer=1, n_head=2, adapter_dim=16,
+                                  dropout=0.0)
+    sizes = dict(dim=32, heads=2, dim_head=16, grid_levels=4, grid_log2_table=10, mlp_width=16, sss_dim=16,
+                 sss_heads=2, sss_dim_head=8, dropout=0.0, decoder=decoder)
+    return STaRConfig.tiny(**{**sizes, **overrides})
+
+
+def task(kind: str, n: int, seed: int) -> dict:
+    """n samples of `kind` ('side' or 'recall'): noise features; the answer y in {0, 1} lives only in the players'
+    positions (side: the team stands on the left, +y, for 0) or in one global frame at least 10 samples outside
+    the local window (recall: a fixed direction per answer added to it)."""
+    gen = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 2, (n,), generator=gen)
+    anchor = torch.randint(T, G - T, (n,), generator=gen)
+    global_ = torch.randn(n, G, D, generator=gen)
+    positions = torch.stack([torch.rand(n, T, P, generator=gen) * 80 - 40,
+                             torch.randn(n, T, P, generator=gen) * 5], dim=-1)  # [n, T, P, 2] metres
+    if kind == "side":
+        positions[..., 1] += (1 - 2 * y.float())[:, None, None] * 15
+    else:
+        fixed = torch.Generator().manual_seed(12345)  # the same two directions in every split
+        directions = torch.nn.functional.normalize(torch.randn(2, D, generator=fixed), dim=-1)
+        for i in range(n):
+            far = np.flatnonzero(np.abs(np.arange(G) - int(anchor[i])) > T // 2 + 10)
+            global_[i, far[int(torch.randint(len(far), (1,), generator=gen))]] += 6 * directions[y[i]]
+    return dict(y=y, local=torch.randn(n, T, D, generator=gen), global_=global_, anchor=anchor, positions=positions)
+
+
+class Samples:
+    """An in-memory dataset in the training loop's terms (indices, epoch_order, a collate that builds a Batch)."""
+
+    def __init__(self, kind: str, data: dict, tokenizer=None):
+        self.kind, self.data = kind, data
+        self.tokens = self.token_mask = None
+        if tokenizer is not None:
+            self.tokens, self.token_mask = tokenizer.encode_batch([CAPTIONS[kind][i] for i in data["y"]], 30)
+
+    def __len__(self) -> int:
+        return len(self.data["y"])
+
+    def __getitem__(self, i: int) -> int:
+        return i
+
+    def epoch_order(self, rng: np.random.Generator) -> np.ndarray:
+        return rng.permutation(len(self))
+
+    def batch(self, index, *, cut: str | None = None, train: bool = True) -> Batch:
+        """The samples `index`; cut='positions' or 'global' masks that input out (the path cut at test time)."""
+        d, index = self.data, torch.as_tensor(index)
+        n = len(index)
+        global_mask = torch.ones(n, G, dtype=torch.bool)
+        positions_mask = torch.ones(n, T, P, dtype=torch.bool)
+        if cut == "global":
+            global_mask[:] = False
+        if cut == "positions":
+            positions_mask[:] = False
+        tokens = None if self.tokens is None or not train else self.tokens[index]
+        return Batch(local=d["local"][index], local_mask=torch.ones(n, T, dtype=torch.bool),
+                     global_=d["global_"][index], global_mask=global_mask, positions=d["positions"][index],
+                     positions_mask=positions_mask, anchor=d["anchor"][index], label=d["y"][index] + 1,
+                     tokens=tokens, token_mask=None if tokens is None else self.token_mask[index])
+
+    __call__ = batch  # the loop's collate
+
+
+TOKENIZER = train_bpe([c for pair in CAPTIONS.values() for c in pair] * 10, vocab_size=300)
+
+
+def train(model, loss_fn, kind: str, steps: int, lr: float, tmp_path) -> None:
+    """`steps` of 32 of 4096 training samples through the pipeline's loop (AdamW, warmup + cosine, clip 1)."""
+    tokenizer = TOKENIZER if loss_fn is captioning_loss else None
+    cfg = dict(steps=steps, batch_size=32, lr=lr, weight_decay=0.01, warmup_steps=20, grad_clip=1.0,
+               eval_every=steps, patience=1, checkpoint_every=steps, workers=0)
+    training, valid = Samples(kind, task(kind, 4096, 1), tokenizer), Samples(kind, task(kind, 64, 3), tokenizer)
+    fit(model, loss_fn, training, valid, training, cfg, seed=0, checkpoint=tmp_path / "checkpoint.pt",
+        fingerprint=repr(model.cfg), device=torch.device("cpu"))
+    model.eval()
+
+
+def caption_agreement(model, samples: Samples, cut: str | None = None) -> float:
+    """Share of held-out samples whose generated caption holds their answer's word."""
+    said = model.generate(samples.batch(range(len(samples)), cut=cut, train=False), beam_size=1, max_tokens=8)
+    words = WORDS[samples.kind]
+    return float(np.mean([words[y] in s for s, y in zip(said, samples.data["y"].tolist(), strict=True)]))
+
+
+def recall_agreement(model, samples: Samples, cut: str | None = None) -> float:
+    with torch.no_grad():
+        logits = model(samples.batch(range(len(samples)), cut=cut))  # [n, 1 + labels]
+    return float((logits[:, 1:3].argmax(-1) == samples.data["y"]).float().mean())
+
+
+@pytest.fixture(scope="module")
+def side_captioners(tmp_path_factory):
+    """STaR captioners trained on the side task with and without the SSS, and held-out samples."""
+    torch.set_num_threads(1)
+    found = {}
+    for use_positions in (True, False):
+        seed_everything(0)
+        model = build_captioner("star", config(use_positions=use_positions), D, TOKENIZER)
+        train(model, captioning_loss, "side", SIDE_STEPS, 3e-3, tmp_path_factory.mktemp("side"))
+        found[use_positions] = model
+    return found, Samples("side", task("side", 200, 2), TOKENIZER)
+
+
+@pytest.fixture(scope="module")
+def recall_spotters(tmp_path_factory):
+    torch.set_num_threads(1)
+    found = {}
+    for use_global in (True, False):
+        seed_everything(0)
+        model = build_spotter("star", config(use_global=use_global, use_positions=False), D)
+        train(model, spotting_loss, "recall", RECALL_STEPS, 1e-3, tmp_path_factory.mktemp("recall"))
+        found[use_global] = model
+    return found, Samples("recall", task("recall", 200, 2))
+
+
+def test_sss_carries_where_the_players_are_into_the_caption(side_captioners):
+    models, held_out = side_captioners
+    assert caption_agreement(models[True], held_out) >= 0.9
+    assert CHANCE[0] <= caption_agreement(models[False], held_out) <= CHANCE[1]
+
+
+def test_side_is_lost_when_the_sss_input_is_cut(side_captioners):
+    models, held_out = side_captioners
+    assert CHANCE[0] <= caption_agreement(models[True], held_out, cut="positions") <= CHANCE[1]
+
+
+def test_global_context_carries_an_event_far_outside_the_window(recall_spotters):
+    models, held_out = recall_spotters
+    assert recall_agreement(models[True], held_out) >= 0.9
+    assert CHANCE[0] <= recall_agreement(models[False], held_out) <= CHANCE[1]
+
+
+def test_recall_is_lost_when_the_global_features_are_masked(recall_spotters):
+    models, held_out = recall_spotters
+    assert CHANCE[0] <= recall_agreement(models[True], held_out, cut="global") <= CHANCE[1]
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="known gap: STaR's captioner does not read an event far outside the window "
+                                       "from its latents within 400 steps (the spotter does in 120; docs/testbed.md)")
+def test_captioner_reads_long_range_context_known_gap(tmp_path):
+    torch.set_num_threads(1)
+    seed_everything(0)
+    model = build_captioner("star", config(use_positions=False), D, TOKENIZER)
+    train(model, captioning_loss, "recall", 400, 3e-3, tmp_path)
+    assert caption_agreement(model, Samples("recall", task("recall", 200, 2), TOKENIZER)) >= 0.9

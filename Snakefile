@@ -6,6 +6,7 @@
 #   snakemake --cores 8 results/table1.csv   SDVC, Delta and STaR per encoder (also table3, table4, table6)
 #   snakemake --cores 8 viewer               the viewer pages of the test games (results/viewer/)
 #   snakemake --report report.html           tables, figures and viewer pages of what was built
+#   snakemake --cores 8 results/diagnostics.csv   side/zone/long-range agreement, diversity, spotting confusion
 
 configfile: "config.yaml"
 
@@ -53,6 +54,9 @@ rule table6:
 rule viewer:
     input:
         [f for f in table_figures("table1") if f.startswith("results/viewer/")],
+rule diagnostics:
+    input:
+        "results/diagnostics.csv",
 
 
 rule all:

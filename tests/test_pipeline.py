@@ -30,7 +30,9 @@ def test_table1_from_the_tiny_world(tiny_world, tmp_path):
     table = pd.read_csv(work / "results/table1.csv")
     assert table["Method"].tolist() == ["SDVC", "Delta", "STaR"]
     assert set(table["Encoder"]) == {"PP-TimesFormer"} and set(table["F"]) == {1}
-    assert list(table.columns[3:]) == ["B4@30", "M@30", "R-L@30", "C@30", "Recall", "Precision", "F1"]
+    metrics = ["B4@30", "M@30", "R-L@30", "C@30", "Recall", "Precision", "F1"]
+    assert list(table.columns[3:]) == [c + end for c in metrics for end in ("", "_lo", "_hi")]  # with intervals
+    assert (table["M@30_lo"] <= table["M@30"]).all() and (table["M@30"] <= table["M@30_hi"]).all()
     assert table[["M@30", "Recall", "Precision"]].notna().all().all()
     assert (work / "results/table1.md").read_text().startswith("| Method")
     for method in ("sdvc", "delta", "star"):

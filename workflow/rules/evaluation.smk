@@ -92,3 +92,45 @@ rule make_table:
         env("torch")
     shell:
         "star tables --out {output.csv:q} --columns {params.columns:q} {input.metrics:q} > {log:q} 2>&1"
+
+
+# Diagnostics (`star diagnostics`): side / zone / long-range agreement at the ground-truth anchors, caption
+# diversity and the spotting confusion at the spots, for every method and STaR's Table 6 variants (long-range:
+# facts older than 15 s, half of the methods' 30 s captioning window).
+DIAGNOSTIC_RUNS = {METHOD_NAMES[m]: (m, "default") for m in METHODS}
+if "star" in METHODS:
+    for g, p in ((False, True), (True, False), (False, False)):
+        switches = ", ".join(s for s, on in (("no G.", g), ("no P.", p)) if not on)
+        DIAGNOSTIC_RUNS[f"STaR ({switches})"] = ("star", variant_name(use_global=g, use_positions=p))
+
+
+def diagnostic_dirs(anchors):
+    return {name: f"results/captioning/{m}/{TABLE_ENCODER}/{v}/{anchors}" for name, (m, v) in DIAGNOSTIC_RUNS.items()}
+
+
+rule diagnostics_build:
+    input:
+        games="results/dataset/test_games.txt",
+        labels=[game_file(g, LABELS) for g in SPLIT_IDS["test"]],
+        predictions=[f"{d}/{GAMES[g].path}/{PREDICTIONS}" for anchors in ("gt", "spots")
+                     for d in diagnostic_dirs(anchors).values() for g in SPLIT_IDS["test"]],
+    output:
+        csv="results/diagnostics.csv",
+        md="results/diagnostics.md",
+        confusion="results/diagnostics_confusion.csv",
+    params:
+        runs=literal(" ".join(f"--run {shlex.quote(name)} {shlex.quote(gt)} {shlex.quote(spots)}" for name, gt, spots
+                              in zip(DIAGNOSTIC_RUNS, diagnostic_dirs("gt").values(), diagnostic_dirs("spots").values()))),
+        root=literal(ROOT),
+        seed=TABLES["seed"],
+        bootstrap=TABLES["bootstrap"],
+        code=code_hash("star.eval.diagnostics"),
+    log:
+        "results/logs/diagnostics_build.log",
+    benchmark:
+        "results/benchmarks/diagnostics_build.tsv"
+    conda:
+        env("torch")
+    shell:
+        "star diagnostics {params.root:q} --games {input.games:q} --out {output.csv:q} {params.runs}"
+        " --seed {params.seed} --bootstrap {params.bootstrap} > {log:q} 2>&1"

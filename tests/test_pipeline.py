@@ -70,8 +70,29 @@ def test_table4_is_the_captioning_subtask_on_the_tiny_world(tiny_world, tmp_path
 
     table = pd.read_csv(work / "results/table4.csv")
     assert table["Method"].tolist() == ["SDVC", "Delta", "STaR"]
-    assert list(table.columns[1:]) == ["B4", "M", "R-L", "C", "B4 dense@5", "M dense@5", "R-L dense@5", "C dense@5"]
+    metrics = ["B4", "M", "R-L", "C", "B4 dense@5", "M dense@5", "R-L dense@5", "C dense@5"]
+    assert list(table.columns[1:]) == [c + end for c in metrics for end in ("", "_lo", "_hi")]  # with intervals
     assert table.notna().all().all()
     for method in ("sdvc", "delta", "star"):
         result = json.loads((work / f"results/metrics/{method}/pptimesformer/default/gt@captioning.json").read_text())
         assert result["protocol"] == "captioning" and result["counts"]["captions"] > 0
+
+
+@pytest.mark.slow
+def test_diagnostics_from_the_tiny_world(tiny_world, tmp_path):
+    """`snakemake results/diagnostics.csv`: every method and STaR variant, at the annotations and at the spots."""
+    work = tmp_path / "work"
+    shutil.copytree(tiny_world, work, symlinks=True)
+    (work / "fast.yaml").write_text(yaml.safe_dump(FAST))
+    configs = ["--configfile", str(REPO / "config.yaml"), str(work / "tiny.yaml"), str(work / "fast.yaml")]
+
+    snakemake(work, "--cores", "2", *configs, "--", "results/diagnostics.csv")
+
+    table = pd.read_csv(work / "results/diagnostics.csv")
+    assert table["Run"].tolist() == ["SDVC", "Delta", "STaR", "STaR (no G.)", "STaR (no P.)", "STaR (no G., no P.)",
+                                     "annotations"]
+    assert (table["long_range_n"][:-1] > 0).all()  # the world marks what its captions recall
+    assert table["distinct_1grams"].notna().all() and (table["spot_label_n"][:-1] > 0).all()
+    assert "annotation label (rows)" in (work / "results/diagnostics.md").read_text()
+    assert pd.read_csv(work / "results/diagnostics_confusion.csv")["count"].sum() > 0
+    assert planned_jobs(snakemake(work, "-n", *configs, "--", "results/diagnostics.csv")) == {}

@@ -162,6 +162,25 @@ def test_captions_tell_what_happened_more_than_15_s_earlier(matches):
     assert {"corner after shot", "corner after foul", "score"} <= seen, seen
 
 
+def test_world_records_what_each_caption_recalls(matches):
+    """`recalls` (the diagnostics' long-range ground truth) agrees with the caption and the event chain."""
+    kinds = set()
+    for _, track, ev in annotated(matches):
+        recalls = ev.recalls
+        if ev.kind in ("corner", "penalty", "second_yellow", "pressure") or "goalless" in ev.anonymized:
+            assert recalls is not None, (ev.kind, ev.anonymized)
+        if recalls is None:  # nothing from before its own chain: no score, no state of play
+            assert not re.search(r"\d-\d|goalless", ev.anonymized), ev.anonymized
+            continue
+        kinds.add(recalls["what"])
+        assert 0 <= recalls["since_s"] <= ev.time + 0.01  # rounded to 0.01 s
+        if recalls["what"] == "score":
+            assert re.search(r"\d-\d|goalless", ev.anonymized)
+        if ev.kind == "corner":
+            assert recalls["what"] == "cause" and recalls["since_s"] > 15
+    assert {"score", "cause"} <= kinds, kinds
+
+
 def test_substitutes_appear_and_leavers_disappear(matches):
     for _, match in matches:
         sent_off = 0

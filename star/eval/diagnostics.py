@@ -212,8 +212,10 @@ def diagnose(labels_root: str | Path, games: list[str], runs: list[tuple[str, Pa
         confusion += [{"Run": name, "annotation": t, "spot": s, "count": n} for (t, s), n in sorted(counts.items())]
         rows.append(row)
     table = pd.DataFrame.from_records(rows + [reference])
-    return table[[c for c in rows[0] if c in table] if rows else list(table)], pd.DataFrame.from_records(
-        confusion, columns=["Run", "annotation", "spot", "count"])
+    table = table[[c for c in rows[0] if c in table] if rows else list(table)]
+    counts = [c for c in table.columns if c.endswith("_n") or c.startswith("distinct_")]
+    table = table.astype(dict.fromkeys(counts, "Int64"))  # counts stay whole; the annotations row has none
+    return table, pd.DataFrame.from_records(confusion, columns=["Run", "annotation", "spot", "count"])
 
 
 def confusion_markdown(confusion: pd.DataFrame) -> str:

@@ -167,3 +167,27 @@ def test_an_annotation_without_its_caption_is_named(tmp_path, capsys):
                  "--protocol", "captioning"]) != 0
     assert ("game B/results_dense_captioning.json: no caption for the annotation at '2 - 00:12'"
             in capsys.readouterr().err)
+
+
+@needs_java
+def test_game_bootstrap_scores_each_resample_as_a_corpus(tmp_path, monkeypatch):
+    from star.eval import captioning
+
+    games_file = write_tree(tmp_path / "labels", tmp_path / "preds")
+    games = games_file.read_text().split("\n")[:2]
+    args = (tmp_path / "labels", tmp_path / "preds", games)
+    point = captioning.evaluate_captioning(*args)["metrics"]
+    result = captioning.evaluate_captioning(*args, bootstrap=40, seed=3)
+    assert result["ci"]["unit"] == "game" and result["ci"]["units"] == 2
+    assert all(lo <= hi for lo, hi in result["ci"]["metrics"].values())
+    assert captioning.evaluate_captioning(*args, bootstrap=40, seed=3) == result  # seeded
+    # a resample that draws each game once is the split itself; one that draws game A twice is A's corpus doubled
+    monkeypatch.setattr(captioning, "resample_counts", lambda units, n, seed: [[1, 1], [1, 1]])
+    same = captioning.evaluate_captioning(*args, bootstrap=2)["ci"]["metrics"]
+    assert all(same[k] == pytest.approx([v, v], abs=1e-12) for k, v in point.items())
+    monkeypatch.setattr(captioning, "resample_counts", lambda units, n, seed: [[2, 0]])
+    doubled = captioning.evaluate_captioning(*args, bootstrap=1)["ci"]["metrics"]
+    pairs, _ = captioning.game_pairs(tmp_path / "labels" / games[0] / "Labels-caption.json",
+                                     tmp_path / "preds" / games[0] / "results_dense_captioning.json")
+    expected = captioning.score_corpus(pairs + pairs)
+    assert all(doubled[k] == pytest.approx([expected[k]] * 2, abs=1e-12) for k in point)

@@ -11,6 +11,8 @@
   JVM of star.eval.dvc).
 There is no Recall, Precision or F1: every annotation has its caption. Control characters inside a caption are
 sent to METEOR as spaces (its line protocol would break, as nlg-eval's does).
+Uncertainty (`bootstrap=N`): each of N seeded resamples of the games (with replacement) is scored as a corpus of
+its games' captions, the same way; the percentiles give the interval (`ci`, as the dense protocol's).
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from star.data.soccernet import format_game_time, load_labels
+import numpy as np
+
 from star.eval.dvc import (CAPTION_METRICS, LABELS_FILE, PREDICTIONS_FILE, PredictionsError, load_predictions,
-                           shared_evaluator)
+                           percentile_interval, resample_counts, shared_evaluator)
 
 PROTOCOL = "captioning"
 
@@ -59,22 +63,39 @@ def score_corpus(pairs: list[tuple[str, str]]) -> dict[str, float]:
     return shared_evaluator().score_corpora([pairs], progress=None)[0]
 
 
+def bootstrap_corpora(per_game: list[list[tuple[str, str]]], resamples: int, level: float, seed: int) -> dict:
+    """Percentile intervals of the corpus metrics over `resamples` resamples of the games (a drawn game brings all
+    its captions); every resample is one corpus, scored as the whole split is (CIDEr with that corpus's IDF)."""
+    counts = resample_counts(len(per_game), resamples, seed)  # [B, games]
+    corpora = [[pair for game, n in zip(per_game, row, strict=True) for _ in range(n) for pair in game]
+               for row in counts]
+    scored = shared_evaluator().score_corpora(corpora, progress=None)
+    lo, hi = percentile_interval(np.array([[s[k] for k in CAPTION_METRICS] for s in scored]), level)
+    return {"level": level, "resamples": resamples, "unit": "game", "units": len(per_game),
+            "metrics": {k: [float(a), float(b)] for k, a, b in zip(CAPTION_METRICS, lo, hi, strict=True)}}
+
+
 def evaluate_captioning(labels_root: str | Path, preds_root: str | Path, games: Sequence[str], *,
-                        labels_file: str = LABELS_FILE, predictions_file: str = PREDICTIONS_FILE) -> dict:
+                        labels_file: str = LABELS_FILE, predictions_file: str = PREDICTIONS_FILE,
+                        bootstrap: int = 0, ci: float = 0.95, seed: int = 0) -> dict:
     """Captioning-subtask metrics of `games` (paths relative to both roots): {"protocol", "window": None,
     "metrics", "counts"}."""
     labels_root, preds_root = Path(labels_root), Path(preds_root)
     missing = [str(preds_root / g / predictions_file) for g in games if not (preds_root / g / predictions_file).is_file()]
     if missing:
         raise PredictionsError(f"{len(missing)} of {len(games)} prediction files are missing:\n  " + "\n  ".join(missing))
-    pairs, outside = [], Counter()
+    pairs, per_game, outside = [], [], Counter()
     for game in games:
         game_pairs_, left_out = game_pairs(labels_root / game / labels_file, preds_root / game / predictions_file)
         pairs += game_pairs_
+        per_game.append(game_pairs_)
         outside += left_out
     metrics = score_corpus(pairs)
     counts = {"games": len(games), "captions": len(pairs), "distinct_captions": len({h for h, _ in pairs}),
               "empty_captions": sum(not h for h, _ in pairs),
               "predictions_outside_dictionary": dict(sorted(outside.items()))}
-    return {"protocol": PROTOCOL, "window": None, "metrics": {k: metrics[k] for k in CAPTION_METRICS},
-            "counts": counts}
+    result = {"protocol": PROTOCOL, "window": None, "metrics": {k: metrics[k] for k in CAPTION_METRICS},
+              "counts": counts}
+    if bootstrap:
+        result["ci"] = bootstrap_corpora(per_game, bootstrap, ci, seed)
+    return result

@@ -461,16 +461,20 @@ def label_summary(matches: list[HalfMatch], labels: list[str], scored: list[dict
     return out
 
 
+def resample_counts(units: int, resamples: int, seed: int) -> np.ndarray:
+    """[B, U]: how often each of `units` is drawn in each of `resamples` seeded draws of `units` with replacement."""
+    picks = np.random.default_rng(seed).integers(0, units, size=(resamples, units))  # [B, U]
+    return np.stack([np.bincount(row, minlength=units) for row in picks])
+
+
 def bootstrap_means(values: np.ndarray, groups: Sequence, resamples: int, seed: int) -> np.ndarray:
     """Means of the columns of `values` [N, K] (NaN: missing, skipped) over `resamples` resamples that draw the
     distinct `groups` (one key per row; a drawn group brings all its rows) with replacement: -> [B, K]; 0 where
     a resample holds no value of a column. Rows as games' halves give the evaluator's intervals; rows as single
     captions grouped by game give a game-level interval of a rate."""
-    rng = np.random.default_rng(seed)
     keys = list(dict.fromkeys(groups))
     member = np.array([[g == k for g in groups] for k in keys], dtype=float)  # [U, N]: the rows of each group
-    picks = rng.integers(0, len(keys), size=(resamples, len(keys)))  # [B, U]
-    counts = np.stack([np.bincount(row, minlength=len(keys)) for row in picks])  # [B, U] draws of each group
+    counts = resample_counts(len(keys), resamples, seed)  # [B, U] draws of each group
     weights = counts @ member  # [B, N]: how often each row is in the resample
     present = ~np.isnan(values)  # [N, K]
     total, seen = weights @ np.where(present, values, 0.0), weights @ present  # [B, K] each

@@ -3,8 +3,8 @@ end? Each task puts the answer only where that path looks, trains the real model
 loop (star.train.loop.fit) on synthetic tensors, and measures agreement on held-out samples:
 
 - side: the caption says "left" or "right", a function of where the players stand (positions only; the features
-  are noise). STaR's captioner with the SSS must learn it; without the SSS, or with the positions cut at test
-  time, it stays at chance.
+  are noise). STaR's captioner with the SSS (the tiny preset's one-attention design and the authors' two blocks)
+  must learn it; without the SSS, or with the positions cut at test time, it stays at chance.
 - recall: the answer ("goal" or "card") is a marker in one global frame far outside the local window. STaR's
   spotter (global context -> latents -> head) must learn it; without global features, or with them masked at test
   time, it stays at chance. The captioner does not learn it within this budget (see
@@ -129,14 +129,15 @@ def recall_agreement(model, samples: Samples, cut: str | None = None) -> float:
 
 @pytest.fixture(scope="module")
 def side_captioners(tmp_path_factory):
-    """STaR captioners trained on the side task with and without the SSS, and held-out samples."""
+    """STaR captioners trained on the side task: with the tiny preset's SSS (one perceiver attention), with the
+    authors' two-block SSS, and without an SSS; and held-out samples."""
     torch.set_num_threads(1)
     found = {}
-    for use_positions in (True, False):
+    for name, switches in (("sss", {}), ("sss 2 blocks", {"sss_blocks": 2}), ("none", {"use_positions": False})):
         seed_everything(0)
-        model = build_captioner("star", config(use_positions=use_positions), D, TOKENIZER)
+        model = build_captioner("star", config(**switches), D, TOKENIZER)
         train(model, captioning_loss, "side", SIDE_STEPS, 3e-3, tmp_path_factory.mktemp("side"))
-        found[use_positions] = model
+        found[name] = model
     return found, Samples("side", task("side", 200, 2), TOKENIZER)
 
 
@@ -154,13 +155,15 @@ def recall_spotters(tmp_path_factory):
 
 def test_sss_carries_where_the_players_are_into_the_caption(side_captioners):
     models, held_out = side_captioners
-    assert caption_agreement(models[True], held_out) >= 0.9
-    assert CHANCE[0] <= caption_agreement(models[False], held_out) <= CHANCE[1]
+    assert caption_agreement(models["sss"], held_out) >= 0.9
+    assert caption_agreement(models["sss 2 blocks"], held_out) >= 0.9
+    assert CHANCE[0] <= caption_agreement(models["none"], held_out) <= CHANCE[1]
 
 
 def test_side_is_lost_when_the_sss_input_is_cut(side_captioners):
     models, held_out = side_captioners
-    assert CHANCE[0] <= caption_agreement(models[True], held_out, cut="positions") <= CHANCE[1]
+    for name in ("sss", "sss 2 blocks"):
+        assert CHANCE[0] <= caption_agreement(models[name], held_out, cut="positions") <= CHANCE[1], name
 
 
 def test_global_context_carries_an_event_far_outside_the_window(recall_spotters):

@@ -13,7 +13,7 @@ from star import __version__
 from star.cli import STAGE_COMMANDS, USER_COMMANDS, main
 from tests.conftest import REPO, TINY, snakemake
 
-TARGET_RULES = {"data", "table1", "table3", "table4", "table6", "viewer", "all"}
+TARGET_RULES = {"data", "table1", "table3", "table4", "table6", "diagnostics", "viewer", "all"}
 
 
 def test_snakemake_lint_is_clean():

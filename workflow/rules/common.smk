@@ -339,6 +339,19 @@ TABLE_COLUMNS = {
 }
 
 
+
+# --- Diagnostics: every method, and STaR's Table 6 variants ------------------------------------------------------
+DIAGNOSTIC_RUNS = {METHOD_NAMES[m]: (m, "default") for m in METHODS}
+if "star" in METHODS:
+    for _g, _p in ((False, True), (True, False), (False, False)):
+        _switches = ", ".join(s for s, on in (("no G.", _g), ("no P.", _p)) if not on)
+        DIAGNOSTIC_RUNS[f"STaR ({_switches})"] = ("star", variant_name(use_global=_g, use_positions=_p))
+
+
+def diagnostic_dirs(anchors):
+    """Run name -> its predictions folder at `anchors` (gt or spots)."""
+    return {name: f"results/captioning/{m}/{TABLE_ENCODER}/{v}/{anchors}" for name, (m, v) in DIAGNOSTIC_RUNS.items()}
+
 # --- Report: figures, viewer pages ---------------------------------------------------------------------------------
 def run_of(metrics):
     """(method, encoder, variant, anchors) of a metrics file results/metrics/<m>/<e>/<v>/<anchors>@<window>.json."""

@@ -95,19 +95,8 @@ rule make_table:
 
 
 # Diagnostics (`star diagnostics`): side / zone / long-range agreement at the ground-truth anchors, caption
-# diversity and the spotting confusion at the spots, for every method and STaR's Table 6 variants (long-range:
-# facts older than 15 s, half of the methods' 30 s captioning window).
-DIAGNOSTIC_RUNS = {METHOD_NAMES[m]: (m, "default") for m in METHODS}
-if "star" in METHODS:
-    for g, p in ((False, True), (True, False), (False, False)):
-        switches = ", ".join(s for s, on in (("no G.", g), ("no P.", p)) if not on)
-        DIAGNOSTIC_RUNS[f"STaR ({switches})"] = ("star", variant_name(use_global=g, use_positions=p))
-
-
-def diagnostic_dirs(anchors):
-    return {name: f"results/captioning/{m}/{TABLE_ENCODER}/{v}/{anchors}" for name, (m, v) in DIAGNOSTIC_RUNS.items()}
-
-
+# diversity and the spotting confusion at the spots, for every method and STaR's Table 6 variants
+# (DIAGNOSTIC_RUNS, common.smk; long-range: facts older than 15 s, half of the methods' 30 s captioning window).
 rule diagnostics_build:
     input:
         games="results/dataset/test_games.txt",

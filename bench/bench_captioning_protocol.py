@@ -20,10 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_evaluate import GT_PER_HALF, HALF_S, caption, cpu_seconds  # noqa: E402
-from star.data.soccernet import CAPTION_LABELS, format_game_time  # noqa: E402
-from star.eval.captioning import evaluate_captioning  # noqa: E402
-from star.eval.dvc import write_predictions  # noqa: E402
+from bench.bench_evaluate import GT_PER_HALF, HALF_S, caption, cpu_seconds
+from star.data.soccernet import CAPTION_LABELS, format_game_time
+from star.eval.captioning import evaluate_captioning
+from star.eval.dvc import write_predictions
 
 
 def make_split(root: Path, n_games: int, seed: int) -> tuple[list[str], list[tuple[str, str]]]:

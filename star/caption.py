@@ -155,7 +155,8 @@ def caption_video(args: argparse.Namespace) -> int:
         else:
             say("[3/5] the models read no positions: skipping player localization")
         say("[4/5] spotting")
-        spots, confidence, _ = spot_half(spotter, spot_content, work / "features.h5", positions, cfg["spotting"], device)
+        spots, confidence, _ = spot_half(spotter, spot_content, work / "features.h5", positions, cfg["spotting"],
+                                         device)
         say(f"[5/5] captioning {len(spots)} spots")
         length, fps, dim = feature_attrs(work / "features.h5")
         halves = [Half(Game("", game, ""), half, work / "features.h5", positions, (), length, fps, dim)]

@@ -9,7 +9,13 @@ from torch import nn
 from star.train.datasets import Collate, Inputs, SpottingDataset
 from star.train.log import COLUMNS, read_log
 from star.train.loop import fit, micro_batches, seed_everything, spotting_loss
-from tests.test_train import TRAIN, halves, store  # noqa: F401  (store is a fixture)
+from tests.caches import write_store
+from tests.test_train import TRAIN, halves
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return write_store(tmp_path_factory.mktemp("store"), positions_fps=2.0)
 
 
 class PlainSpotter(nn.Module):
@@ -55,7 +61,7 @@ def test_the_log_is_written_while_training(store, tmp_path):
     assert seen == list(range(1, TRAIN["steps"] + 1))
     log = read_log(tmp_path / "run.csv")
     assert list(log) == COLUMNS and log["step"] == list(range(1, TRAIN["steps"] + 1))
-    logged_valid = {int(s): v for s, v in zip(log["step"], log["valid_loss"]) if v == v}
+    logged_valid = {int(s): v for s, v in zip(log["step"], log["valid_loss"], strict=True) if v == v}
     assert logged_valid == pytest.approx({p["step"]: p["valid_loss"] for p in curve["curve"]}, rel=1e-5)
     assert set(logged_valid) == {4, 8, 12}
     # warmup over 2 steps at lr 0.01: the first step runs at half the peak, the second at the peak

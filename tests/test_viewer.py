@@ -111,7 +111,8 @@ def test_the_page_plays_seeks_subtitles_and_highlights_in_chromium(browser, tmp_
     # WebVTT subtitles on each video, showing
     tracks = tab.evaluate("""() => Array.from(document.querySelectorAll('video')).map(v => {
         const t = v.textTracks[0]; return [t.kind, t.mode, Array.from(t.cues).map(c => [c.startTime, c.text])]; })""")
-    assert tracks[0] == ["subtitles", "showing", [[4, "A corner for [TEAM]."], [20, "<b>Goal</b> & [PLAYER] celebrates"]]]
+    assert tracks[0] == ["subtitles", "showing",
+                         [[4, "A corner for [TEAM]."], [20, "<b>Goal</b> & [PLAYER] celebrates"]]]
     assert tracks[1][2] == [[9, "Second-half shot."]]
     # a click on a caption seeks its half's video and highlights it (and only it)
     first.locator(".cap.pred").nth(1).click()

@@ -165,7 +165,7 @@ def test_captions_tell_what_happened_more_than_15_s_earlier(matches):
 def test_world_records_what_each_caption_recalls(matches):
     """`recalls` (the diagnostics' long-range ground truth) agrees with the caption and the event chain."""
     kinds = set()
-    for _, track, ev in annotated(matches):
+    for _, _track, ev in annotated(matches):
         recalls = ev.recalls
         if ev.kind in ("corner", "penalty", "second_yellow", "pressure") or "goalless" in ev.anonymized:
             assert recalls is not None, (ev.kind, ev.anonymized)

@@ -81,9 +81,11 @@ def evaluate_captioning(labels_root: str | Path, preds_root: str | Path, games: 
     """Captioning-subtask metrics of `games` (paths relative to both roots): {"protocol", "window": None,
     "metrics", "counts"}."""
     labels_root, preds_root = Path(labels_root), Path(preds_root)
-    missing = [str(preds_root / g / predictions_file) for g in games if not (preds_root / g / predictions_file).is_file()]
+    missing = [str(preds_root / g / predictions_file) for g in games
+               if not (preds_root / g / predictions_file).is_file()]
     if missing:
-        raise PredictionsError(f"{len(missing)} of {len(games)} prediction files are missing:\n  " + "\n  ".join(missing))
+        raise PredictionsError(f"{len(missing)} of {len(games)} prediction files are missing:\n  "
+                               + "\n  ".join(missing))
     pairs, per_game, outside = [], [], Counter()
     for game in games:
         game_pairs_, left_out = game_pairs(labels_root / game / labels_file, preds_root / game / predictions_file)

@@ -2,8 +2,9 @@
 
 Clip i samples T frames at i + window_s * k/T - shift, k = 0..T-1, each the nearest decoded frame (clamped at
 the video's ends): shift 0 (`alignment: start`, the window [i, i + window_s) as Baidu's SoccerNet features, the
-`base` preset's default) or window_s / 2 (`centre`, the clip centred on its second, the `tiny` preset's). Frames are resized (short side to the model's size,
-bilinear) and centre-cropped, as PaddleVideo does, and scaled to [0, 1]. The frames cache is read in slices,
+`base` preset's default) or window_s / 2 (`centre`, the clip centred on its second, the `tiny` preset's).
+Frames are resized (short side to the model's size, bilinear) and centre-cropped, as PaddleVideo does, and scaled
+to [0, 1]. The frames cache is read in slices,
 one batch of clips at a time, so memory does not grow with the half's length.
 
 Paddle reads MKL_DEBUG_CPU_TYPE and OMP_NUM_THREADS when it is imported: `run` sets them before importing it

@@ -42,7 +42,8 @@ def pick_samples(calibrated: np.ndarray, count: int) -> list[int]:
     usable = np.flatnonzero(calibrated)
     if not len(usable):
         return []
-    return sorted({int(usable[i]) for i in np.linspace(0, len(usable) - 1, min(count, len(usable))).round().astype(int)})
+    picks = np.linspace(0, len(usable) - 1, min(count, len(usable))).round().astype(int)
+    return sorted({int(usable[i]) for i in picks})
 
 
 def colour(team: float) -> str:

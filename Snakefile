@@ -8,6 +8,7 @@
 #   snakemake --report report.html           tables, figures and viewer pages of what was built
 #   snakemake --cores 8 results/diagnostics.csv   side/zone/long-range agreement, diversity, spotting confusion
 
+
 configfile: "config.yaml"
 
 
@@ -54,6 +55,8 @@ rule table6:
 rule viewer:
     input:
         [f for f in table_figures("table1") if f.startswith("results/viewer/")],
+
+
 rule diagnostics:
     input:
         "results/diagnostics.csv",

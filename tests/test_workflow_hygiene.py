@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from star import __version__
@@ -19,6 +20,14 @@ TARGET_RULES = {"data", "table1", "table3", "table4", "table6", "diagnostics", "
 def test_snakemake_lint_is_clean():
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--lint", "-s", str(REPO / "Snakefile"),
                            "-d", str(REPO)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def test_rules_are_formatted_with_snakefmt():
+    pytest.importorskip("snakefmt", reason="snakefmt is in the test extra")
+    files = [REPO / "Snakefile", *sorted((REPO / "workflow/rules").glob("*.smk"))]
+    snakefmt = Path(sys.executable).with_name("snakefmt")  # the console script beside this Python
+    proc = subprocess.run([str(snakefmt), "--check", *map(str, files)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 

@@ -10,20 +10,20 @@ rule captioning_train:
         model=f"{CAPTIONING_DIR}/model.safetensors",
         report=f"{CAPTIONING_DIR}/train.json",
         log_csv=f"{CAPTIONING_DIR}/train_log.csv",
-    params:
-        args=train_args,
-        cfg=stage_json("captioning"),
-        code=stage_code("captioning"),
-    threads: 1
-    resources:
-        gpu=GPU,
-        mem_mb=mem_mb("captioning_train"),
     log:
         "results/logs/captioning_train/{method}_{encoder}_{variant}.log",
     benchmark:
         "results/benchmarks/captioning_train/{method}_{encoder}_{variant}.tsv"
     conda:
         env("torch")
+    threads: 1
+    resources:
+        gpu=GPU,
+        mem_mb=mem_mb("captioning_train"),
+    params:
+        args=train_args,
+        cfg=stage_json("captioning"),
+        code=stage_code("captioning"),
     shell:
         "star captioning-train {params.args} --out {output.model:q} --report {output.report:q}"
         " --log {output.log_csv:q}"
@@ -35,23 +35,27 @@ rule captioning_infer:
         unpack(captioning_infer_inputs),
     output:
         predictions=f"{CAPTIONING_DIR}/{{anchors}}/{{gamepath}}/{PREDICTIONS}",
-    wildcard_constraints:
-        anchors="spots|gt",
-        gamepath="|".join(re.escape(g.path) for g in GAMES.values()),
-    params:
-        args=captioning_infer_args,
-        cfg=literal(star_config.to_json({"model": config["model"], "captioning": config["captioning"]})),
-        code=code_hash("star.infer.captions", *TOKENIZERS.values()),
-    threads: 1
-    resources:
-        gpu=GPU,
-        mem_mb=mem_mb("captioning_infer"),
     log:
         "results/logs/captioning_infer/{method}_{encoder}_{variant}_{anchors}/{gamepath}.log",
     benchmark:
         "results/benchmarks/captioning_infer/{method}_{encoder}_{variant}_{anchors}/{gamepath}.tsv"
+    wildcard_constraints:
+        anchors="spots|gt",
+        gamepath="|".join(re.escape(g.path) for g in GAMES.values()),
     conda:
         env("torch")
+    threads: 1
+    resources:
+        gpu=GPU,
+        mem_mb=mem_mb("captioning_infer"),
+    params:
+        args=captioning_infer_args,
+        cfg=literal(
+            star_config.to_json(
+                {"model": config["model"], "captioning": config["captioning"]}
+            )
+        ),
+        code=code_hash("star.infer.captions", *TOKENIZERS.values()),
     shell:
         "star captioning-infer --model {input.model:q} --game-path {wildcards.gamepath:q} {params.args}"
         " --out {output.predictions:q} --threads {threads} --config {params.cfg:q} > {log:q} 2>&1"

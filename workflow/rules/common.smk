@@ -11,7 +11,9 @@ from snakemake.utils import min_version
 
 min_version("9.0")
 
-sys.path.insert(0, workflow.basedir)  # import the `star` next to this Snakefile, the code the rules run
+sys.path.insert(
+    0, workflow.basedir
+)  # import the `star` next to this Snakefile, the code the rules run
 
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
@@ -23,42 +25,64 @@ from star.train.loop import cuda_jobs, local_gpus
 
 # Validate once (schema and cross-key rules, before any job), fill defaults from the schema; a bad key or value
 # stops here with its dotted path. Whole floats become ints (`fps: 1.0` is `fps: 1`): equal settings, equal params.
-_validated = star_config.validate(dict(config), where=" + ".join(map(str, workflow.configfiles)) or "config")
+_validated = star_config.validate(
+    dict(config), where=" + ".join(map(str, workflow.configfiles)) or "config"
+)
 config.clear()
 config.update(star_config.normalized(_validated))
 
 ROOT = config["dataset"]["root"].rstrip("/")
 HALVES = config["dataset"]["halves"]
 GAMES = {g.id: g for g in list_games(config)}
-SPLIT_IDS = {s: [g.id for g in GAMES.values() if g.split == s] for s in ("train", "valid", "test")}
+SPLIT_IDS = {
+    s: [g.id for g in GAMES.values() if g.split == s]
+    for s in ("train", "valid", "test")
+}
 SYNTHETIC = config["dataset"]["source"] == "synthetic"
 PP = config["features"]["pptimesformer"]
 POSITIONS = config["positions"]
 
 # Rules call `star <command>`: a shell function that runs `python -m star` with this checkout first on the path
 # (conda envs need not install it); without --sdm conda, in the interpreter that runs Snakemake.
-_PYTHON = "python" if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method else sys.executable
-_PREFIX = (f"set -euo pipefail; star() {{ PYTHONPATH={shlex.quote(workflow.basedir)}\"${{PYTHONPATH:+:$PYTHONPATH}}\""
-           f" {shlex.quote(_PYTHON)} -m star \"$@\"; }}; ")
-shell.prefix(_PREFIX.replace("{", "{{").replace("}", "}}"))  # shell.prefix formats its text like a rule's command
+_PYTHON = (
+    "python"
+    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+    else sys.executable
+)
+_PREFIX = (
+    f'set -euo pipefail; star() {{ PYTHONPATH={shlex.quote(workflow.basedir)}"${{PYTHONPATH:+:$PYTHONPATH}}"'
+    f' {shlex.quote(_PYTHON)} -m star "$@"; }}; '
+)
+shell.prefix(
+    _PREFIX.replace("{", "{{").replace("}", "}}")
+)  # shell.prefix formats its text like a rule's command
 
 # GPU jobs (training, torch inference) hold `gpu=1` when the models run on CUDA (model.device `cuda`, or `auto`
 # where torch sees a GPU), so `--resources gpu=N` caps how many run at once; without it, a local run is capped at
 # the GPUs torch sees here (cluster jobs ask their scheduler, profiles/slurm). On CPU they hold none.
 GPU = 1 if cuda_jobs(config["model"]["device"]) else 0
-if GPU and workflow.local_exec and "gpu" not in workflow.global_resources and local_gpus():
+if (
+    GPU
+    and workflow.local_exec
+    and "gpu" not in workflow.global_resources
+    and local_gpus()
+):
     workflow.register_resource("gpu", local_gpus())
 
 
 onstart:
     # Java runs the evaluator's PTB tokenizer and METEOR: a missing one stops the run before any training.
-    if any(job.rule.name == "evaluate_captions" for job in workflow.dag.needrun_jobs()):
+    if any(
+        job.rule.name == "evaluate_captions" for job in workflow.dag.needrun_jobs()
+    ):
         from star.eval.dvc import JavaError, find_java
 
         try:
             find_java()
         except JavaError as exc:
-            raise WorkflowError(f"evaluate_captions needs Java, checked before any job runs: {exc}") from None
+            raise WorkflowError(
+                f"evaluate_captions needs Java, checked before any job runs: {exc}"
+            ) from None
 
 
 # Local runs: jobs start only while their mem_mb (star/resources.py) fits this machine's memory, unless
@@ -70,7 +94,8 @@ if workflow.local_exec and "mem_mb" not in workflow.global_resources:
 def mem_mb(rule_name):
     """A rule's `resources: mem_mb`: star.resources.mem_mb from the config and the job's named inputs."""
     return lambda wildcards, input, attempt: star_resources.mem_mb(
-        rule_name, config, {name: input[name] for name in input.keys()}, attempt)
+        rule_name, config, {name: input[name] for name in input.keys()}, attempt
+    )
 
 
 wildcard_constraints:
@@ -123,7 +148,9 @@ def data_targets():
     for encoder in config["features"]["encoders"]:
         targets += all_halves(f"results/features/{encoder}/{{game}}/{{half}}.h5")
         targets.append(f"results/features/{encoder}/probe.json")
-    targets += all_halves(f"results/positions/{POSITIONS['backend']}/{{game}}/{{half}}.h5")
+    targets += all_halves(
+        f"results/positions/{POSITIONS['backend']}/{{game}}/{{half}}.h5"
+    )
     if SYNTHETIC:
         targets += [f"{ROOT}/splits/{split}.txt" for split in SPLIT_IDS]
         targets.append(f"results/positions/{POSITIONS['backend']}/evaluation.json")
@@ -137,7 +164,11 @@ IMPORTED = [e for e in config["features"]["encoders"] if e != "pptimesformer"]
 
 def labels_of(split):
     """The labels file of every half of `split`, parallel to halves_of(split, ...)."""
-    return [game_file(g, config["dataset"]["labels"]) for g in SPLIT_IDS[split] for h in HALVES]
+    return [
+        game_file(g, config["dataset"]["labels"])
+        for g in SPLIT_IDS[split]
+        for h in HALVES
+    ]
 
 
 def video_duration_arg(w):
@@ -155,7 +186,11 @@ def probe_frames(split):
     """Frames caches for the probe's mean-colour baseline (pptimesformer only: imported features have none)."""
 
     def inputs(w):
-        return halves_of(split, "results/frames/{game}/{half}.h5") if w.encoder == "pptimesformer" else []
+        return (
+            halves_of(split, "results/frames/{game}/{half}.h5")
+            if w.encoder == "pptimesformer"
+            else []
+        )
 
     return inputs
 
@@ -171,16 +206,29 @@ def positions_inputs(w):
     if BACKEND == "classical":
         return {"frames": FRAMES.format(**w)}
     if BACKEND == "gamestate_json":
-        return {"json": game_file(w.game, half_file(POSITIONS["gamestate_json"]["file"], w.half))}
-    return {"video": game_file(w.game, half_file(config["dataset"]["video"], w.half)), "frames": FRAMES.format(**w)}
+        return {
+            "json": game_file(
+                w.game, half_file(POSITIONS["gamestate_json"]["file"], w.half)
+            )
+        }
+    return {
+        "video": game_file(w.game, half_file(config["dataset"]["video"], w.half)),
+        "frames": FRAMES.format(**w),
+    }
 
 
 def positions_args(w, input):
-    args = {"classical": "--frames {frames}", "gamestate_json": "--game-dir {game_dir}",
-            "sngamestate": "--video {video} --frames {frames} --work {work}"}[BACKEND]
+    args = {
+        "classical": "--frames {frames}",
+        "gamestate_json": "--game-dir {game_dir}",
+        "sngamestate": "--video {video} --frames {frames} --work {work}",
+    }[BACKEND]
     return args.format(
-        frames=shlex.quote(str(input.get("frames", ""))), video=shlex.quote(str(input.get("video", ""))),
-        game_dir=shlex.quote(str(Path(game_file(w.game, "")))), work=f"results/positions/work/{w.game}_{w.half}")
+        frames=shlex.quote(str(input.get("frames", ""))),
+        video=shlex.quote(str(input.get("video", ""))),
+        game_dir=shlex.quote(str(Path(game_file(w.game, "")))),
+        work=f"results/positions/work/{w.game}_{w.half}",
+    )
 
 
 # --- Spotting and the model stages ---------------------------------------------------------------------------------
@@ -194,7 +242,10 @@ TABLES = config["tables"]
 TABLE_ENCODER = TABLES["encoder"] or ENCODERS[0]
 LABELS = config["dataset"]["labels"]
 MODEL_DIR = "results/{stage}/{{method}}/{{encoder}}/{{variant}}"
-SPOTTING_DIR, CAPTIONING_DIR = MODEL_DIR.format(stage="spotting"), MODEL_DIR.format(stage="captioning")
+SPOTTING_DIR, CAPTIONING_DIR = MODEL_DIR.format(stage="spotting"), MODEL_DIR.format(
+    stage="captioning"
+)
+
 
 wildcard_constraints:
     method="sdvc|delta|star",
@@ -204,9 +255,16 @@ wildcard_constraints:
 
 def stage_json(stage):
     """What a model stage reads of the config: seed, the dataset's halves and labels file, model, its section."""
-    return literal(star_config.to_json({
-        "seed": config["seed"], "model": config["model"], stage: config[stage],
-        "dataset": {"halves": HALVES, "labels": LABELS}}))
+    return literal(
+        star_config.to_json(
+            {
+                "seed": config["seed"],
+                "model": config["model"],
+                stage: config[stage],
+                "dataset": {"halves": HALVES, "labels": LABELS},
+            }
+        )
+    )
 
 
 def stage_code(stage):
@@ -225,29 +283,45 @@ def train_inputs(w):
     files = {
         "manifest": "results/dataset/games.tsv",
         "labels": [game_file(g, LABELS) for g in games],
-        "features": [f"results/features/{w.encoder}/{g}/{h}.h5" for g in games for h in HALVES],
+        "features": [
+            f"results/features/{w.encoder}/{g}/{h}.h5" for g in games for h in HALVES
+        ],
     }
     if uses_positions(w.method, w.variant):
-        files["positions"] = [f"results/positions/{BACKEND}/{g}/{h}.h5" for g in games for h in HALVES]
+        files["positions"] = [
+            f"results/positions/{BACKEND}/{g}/{h}.h5" for g in games for h in HALVES
+        ]
     return files
 
 
 def train_args(w, input):
-    positions = f" --positions results/positions/{BACKEND}" if "positions" in input.keys() else ""
-    return (f"--method {w.method} --variant {w.variant} --manifest {shlex.quote(input.manifest)}"
-            f" --labels-root {shlex.quote(ROOT)} --features results/features/{w.encoder}{positions}")
+    positions = (
+        f" --positions results/positions/{BACKEND}"
+        if "positions" in input.keys()
+        else ""
+    )
+    return (
+        f"--method {w.method} --variant {w.variant} --manifest {shlex.quote(input.manifest)}"
+        f" --labels-root {shlex.quote(ROOT)} --features results/features/{w.encoder}{positions}"
+    )
 
 
 def spotting_infer_inputs(w):
-    files = {"model": f"results/spotting/{w.method}/{w.encoder}/{w.variant}/model.safetensors",
-             "features": f"results/features/{w.encoder}/{w.game}/{w.half}.h5"}
+    files = {
+        "model": f"results/spotting/{w.method}/{w.encoder}/{w.variant}/model.safetensors",
+        "features": f"results/features/{w.encoder}/{w.game}/{w.half}.h5",
+    }
     if uses_positions(w.method, w.variant):
         files["positions"] = f"results/positions/{BACKEND}/{w.game}/{w.half}.h5"
     return files
 
 
 def spotting_infer_args(w, input):
-    return f"--positions {shlex.quote(input.positions)}" if "positions" in input.keys() else ""
+    return (
+        f"--positions {shlex.quote(input.positions)}"
+        if "positions" in input.keys()
+        else ""
+    )
 
 
 # --- Captioning ----------------------------------------------------------------------------------------------------
@@ -262,11 +336,15 @@ def captioning_infer_inputs(w):
         "features": [f"results/features/{w.encoder}/{game}/{h}.h5" for h in HALVES],
     }
     if uses_positions(w.method, w.variant):
-        inputs["positions"] = [f"results/positions/{BACKEND}/{game}/{h}.h5" for h in HALVES]
+        inputs["positions"] = [
+            f"results/positions/{BACKEND}/{game}/{h}.h5" for h in HALVES
+        ]
     if w.anchors == "gt":
         inputs["labels"] = game_file(game, LABELS)
     else:
-        spotter = f"results/spotting/{w.method}/{w.encoder}/{spotting_variant(w.variant)}"
+        spotter = (
+            f"results/spotting/{w.method}/{w.encoder}/{spotting_variant(w.variant)}"
+        )
         inputs["spots"] = [f"{spotter}/spots/{game}/{h}.json" for h in HALVES]
     return inputs
 
@@ -276,24 +354,41 @@ def captioning_infer_args(w, input):
     args = f"--features {quoted(input.features)}"
     if "positions" in input.keys():
         args += f" --positions {quoted(input.positions)}"
-    return args + (f" --labels {shlex.quote(input.labels)}" if w.anchors == "gt" else f" --spots {quoted(input.spots)}")
+    return args + (
+        f" --labels {shlex.quote(input.labels)}"
+        if w.anchors == "gt"
+        else f" --spots {quoted(input.spots)}"
+    )
 
 
 # --- Evaluation and tables -----------------------------------------------------------------------------------------
-ENCODER_NAMES = {"pptimesformer": "PP-TimesFormer", "baidu": "Baidu", "resnet": "ResNET",
-                 "resnet_pca512": "ResNET-PCA512", "c3d": "C3D", "c3d_pca512": "C3D-PCA512", "i3d": "I3D",
-                 "i3d_pca512": "I3D-PCA512"}
+ENCODER_NAMES = {
+    "pptimesformer": "PP-TimesFormer",
+    "baidu": "Baidu",
+    "resnet": "ResNET",
+    "resnet_pca512": "ResNET-PCA512",
+    "c3d": "C3D",
+    "c3d_pca512": "C3D-PCA512",
+    "i3d": "I3D",
+    "i3d_pca512": "I3D-PCA512",
+}
 YES, NO = "✓", "×"
 
 
 def encoder_fps(encoder):
-    fps = config["decode"]["fps"] if encoder == "pptimesformer" else config["features"]["import"][encoder]["fps"]
+    fps = (
+        config["decode"]["fps"]
+        if encoder == "pptimesformer"
+        else config["features"]["import"][encoder]["fps"]
+    )
     return f"{fps:g}"
 
 
 def variant_name(blur=1, use_global=True, use_positions=True):
     """The canonical variant of STaR's ablation switches (the same run serves every table that needs it)."""
-    switches = ([f"blur{blur}"] if blur != 1 else []) + ([] if use_global else ["noglobal"])
+    switches = ([f"blur{blur}"] if blur != 1 else []) + (
+        [] if use_global else ["noglobal"]
+    )
     return "-".join(switches + ([] if use_positions else ["nopos"])) or "default"
 
 
@@ -303,33 +398,55 @@ def metrics_file(method, encoder, variant, anchors, window):
 
 def row_meta(w, anchors=None):
     """`star evaluate` metadata of a run: method, encoder, feature rate, anchors, and STaR's ablation switches."""
-    meta = (f"--method {METHOD_NAMES[w.method]} --encoder {shlex.quote(ENCODER_NAMES.get(w.encoder, w.encoder))}"
-            f" --fps {encoder_fps(w.encoder)} --meta anchors={anchors or w.anchors}")
+    meta = (
+        f"--method {METHOD_NAMES[w.method]} --encoder {shlex.quote(ENCODER_NAMES.get(w.encoder, w.encoder))}"
+        f" --fps {encoder_fps(w.encoder)} --meta anchors={anchors or w.anchors}"
+    )
     if w.method == "star":
         switches = parse_variant(w.variant)
         mark = lambda on: YES if on else NO
-        meta += (f" --meta G.={mark(switches.get('use_global', True))}"
-                 f" --meta P.={mark(switches.get('use_positions', True))}"
-                 f" --meta SSS={mark(switches.get('use_positions', True))} --meta Blurring={switches.get('blur', 1)}")
+        meta += (
+            f" --meta G.={mark(switches.get('use_global', True))}"
+            f" --meta P.={mark(switches.get('use_positions', True))}"
+            f" --meta SSS={mark(switches.get('use_positions', True))} --meta Blurring={switches.get('blur', 1)}"
+        )
     return meta
 
 
 def table3_files():
     files = []
-    for blur in sorted(TABLES["blur"], reverse=True):  # the paper's order: strongest blurring first
+    for blur in sorted(
+        TABLES["blur"], reverse=True
+    ):  # the paper's order: strongest blurring first
         for positions in (False, True):
             variant = variant_name(blur=blur, use_positions=positions)
-            files += [metrics_file("star", TABLE_ENCODER, variant, "spots", 30),
-                      metrics_file("star", TABLE_ENCODER, variant, "gt", "captioning")]
+            files += [
+                metrics_file("star", TABLE_ENCODER, variant, "spots", 30),
+                metrics_file("star", TABLE_ENCODER, variant, "gt", "captioning"),
+            ]
     return files
 
 
 TABLE_FILES = {
-    "table1": [metrics_file(m, e, "default", "spots", 30) for e in ENCODERS for m in METHODS],
+    "table1": [
+        metrics_file(m, e, "default", "spots", 30) for e in ENCODERS for m in METHODS
+    ],
     "table3": table3_files(),
-    "table4": [metrics_file(m, TABLE_ENCODER, "default", "gt", window) for m in METHODS for window in ("captioning", 5)],
-    "table6": [metrics_file("star", TABLE_ENCODER, variant_name(use_global=g, use_positions=p), "spots", 30)
-               for p, g in ((False, False), (False, True), (True, False), (True, True))],
+    "table4": [
+        metrics_file(m, TABLE_ENCODER, "default", "gt", window)
+        for m in METHODS
+        for window in ("captioning", 5)
+    ],
+    "table6": [
+        metrics_file(
+            "star",
+            TABLE_ENCODER,
+            variant_name(use_global=g, use_positions=p),
+            "spots",
+            30,
+        )
+        for p, g in ((False, False), (False, True), (True, False), (True, True))
+    ],
 }
 TABLE_COLUMNS = {
     "table1": "table1",
@@ -339,18 +456,24 @@ TABLE_COLUMNS = {
 }
 
 
-
 # --- Diagnostics: every method, and STaR's Table 6 variants ------------------------------------------------------
 DIAGNOSTIC_RUNS = {METHOD_NAMES[m]: (m, "default") for m in METHODS}
 if "star" in METHODS:
     for _g, _p in ((False, True), (True, False), (False, False)):
         _switches = ", ".join(s for s, on in (("no G.", _g), ("no P.", _p)) if not on)
-        DIAGNOSTIC_RUNS[f"STaR ({_switches})"] = ("star", variant_name(use_global=_g, use_positions=_p))
+        DIAGNOSTIC_RUNS[f"STaR ({_switches})"] = (
+            "star",
+            variant_name(use_global=_g, use_positions=_p),
+        )
 
 
 def diagnostic_dirs(anchors):
     """Run name -> its predictions folder at `anchors` (gt or spots)."""
-    return {name: f"results/captioning/{m}/{TABLE_ENCODER}/{v}/{anchors}" for name, (m, v) in DIAGNOSTIC_RUNS.items()}
+    return {
+        name: f"results/captioning/{m}/{TABLE_ENCODER}/{v}/{anchors}"
+        for name, (m, v) in DIAGNOSTIC_RUNS.items()
+    }
+
 
 # --- Report: figures, viewer pages ---------------------------------------------------------------------------------
 def run_of(metrics):
@@ -366,24 +489,36 @@ def table_figures(table):
     figures = set()
     for method, encoder, variant, anchors in map(run_of, TABLE_FILES[table]):
         spotter = spotting_variant(variant)
-        figures.add(f"results/plots/training/captioning/{method}/{encoder}/{variant}.png")
+        figures.add(
+            f"results/plots/training/captioning/{method}/{encoder}/{variant}.png"
+        )
         if anchors == "spots":
-            figures.add(f"results/plots/training/spotting/{method}/{encoder}/{spotter}.png")
+            figures.add(
+                f"results/plots/training/spotting/{method}/{encoder}/{spotter}.png"
+            )
         if table == "table1":
             for game in SPLIT_IDS["test"]:
-                figures.add(f"results/plots/spotting/{method}/{encoder}/{spotter}/{game}.png")
+                figures.add(
+                    f"results/plots/spotting/{method}/{encoder}/{spotter}/{game}.png"
+                )
                 figures.add(f"results/viewer/{method}/{encoder}/{variant}/{game}.html")
     if table == "table1":
         figures |= {f"results/plots/probe/{encoder}.png" for encoder in ENCODERS}
         if SYNTHETIC:
-            figures |= {f"results/plots/positions/{game}/{HALVES[0]}.png" for game in SPLIT_IDS["test"]}
+            figures |= {
+                f"results/plots/positions/{game}/{HALVES[0]}.png"
+                for game in SPLIT_IDS["test"]
+            }
     return sorted(figures)
 
 
 def built_tables():
     """Table 1, and every other table already built (so the report shows them without starting their runs)."""
-    return ["results/table1.csv"] + [f"results/{t}.csv" for t in TABLE_FILES
-                                     if t != "table1" and Path(f"results/{t}.csv").is_file()]
+    return ["results/table1.csv"] + [
+        f"results/{t}.csv"
+        for t in TABLE_FILES
+        if t != "table1" and Path(f"results/{t}.csv").is_file()
+    ]
 
 
 def spots_of(method, encoder, variant, game):

@@ -6,17 +6,29 @@
 # one caption per annotation scored against it, as sn-caption's validate_captioning; Table 4 and Table 3's right
 # half), and the dense evaluator with the tight 5 s window (`gt@5`, Table 4's extra columns).
 
+
 rule evaluate_captions:
     input:
         games="results/dataset/test_games.txt",
         labels=[game_file(g, LABELS) for g in SPLIT_IDS["test"]],
-        predictions=lambda w: [f"results/captioning/{w.method}/{w.encoder}/{w.variant}/{w.anchors}/"
-                               f"{GAMES[g].path}/{PREDICTIONS}" for g in SPLIT_IDS["test"]],
+        predictions=lambda w: [
+            f"results/captioning/{w.method}/{w.encoder}/{w.variant}/{w.anchors}/"
+            f"{GAMES[g].path}/{PREDICTIONS}"
+            for g in SPLIT_IDS["test"]
+        ],
     output:
         metrics="results/metrics/{method}/{encoder}/{variant}/{anchors}@{window}.json",
+    log:
+        "results/logs/evaluate_captions/{method}_{encoder}_{variant}_{anchors}@{window}.log",
+    benchmark:
+        "results/benchmarks/evaluate_captions/{method}_{encoder}_{variant}_{anchors}@{window}.tsv"
     wildcard_constraints:
         anchors="spots|gt",
         window="[1-9][0-9]*",
+    conda:
+        env("torch")
+    resources:
+        mem_mb=mem_mb("evaluate_captions"),
     params:
         predictions="results/captioning/{method}/{encoder}/{variant}/{anchors}",
         meta=row_meta,
@@ -24,14 +36,6 @@ rule evaluate_captions:
         root=literal(ROOT),
         bootstrap=TABLES["bootstrap"],
         code=code_hash("star.evaluate"),
-    resources:
-        mem_mb=mem_mb("evaluate_captions"),
-    log:
-        "results/logs/evaluate_captions/{method}_{encoder}_{variant}_{anchors}@{window}.log",
-    benchmark:
-        "results/benchmarks/evaluate_captions/{method}_{encoder}_{variant}_{anchors}@{window}.tsv"
-    conda:
-        env("torch")
     shell:
         "star evaluate {params.root:q} {params.predictions:q} --games {input.games:q} --window {wildcards.window}"
         " --seed {params.seed} --bootstrap {params.bootstrap} --json {output.metrics:q} {params.meta} > {log:q} 2>&1"
@@ -41,10 +45,21 @@ rule evaluate_captioning_subtask:
     input:
         games="results/dataset/test_games.txt",
         labels=[game_file(g, LABELS) for g in SPLIT_IDS["test"]],
-        predictions=lambda w: [f"results/captioning/{w.method}/{w.encoder}/{w.variant}/gt/"
-                               f"{GAMES[g].path}/{PREDICTIONS}" for g in SPLIT_IDS["test"]],
+        predictions=lambda w: [
+            f"results/captioning/{w.method}/{w.encoder}/{w.variant}/gt/"
+            f"{GAMES[g].path}/{PREDICTIONS}"
+            for g in SPLIT_IDS["test"]
+        ],
     output:
         metrics="results/metrics/{method}/{encoder}/{variant}/gt@captioning.json",
+    log:
+        "results/logs/evaluate_captioning_subtask/{method}_{encoder}_{variant}.log",
+    benchmark:
+        "results/benchmarks/evaluate_captioning_subtask/{method}_{encoder}_{variant}.tsv"
+    conda:
+        env("torch")
+    resources:
+        mem_mb=mem_mb("evaluate_captioning_subtask"),
     params:
         predictions="results/captioning/{method}/{encoder}/{variant}/gt",
         meta=lambda w: row_meta(w, anchors="gt"),
@@ -52,14 +67,6 @@ rule evaluate_captioning_subtask:
         seed=TABLES["seed"],
         bootstrap=TABLES["bootstrap"],
         code=code_hash("star.evaluate"),
-    resources:
-        mem_mb=mem_mb("evaluate_captioning_subtask"),
-    log:
-        "results/logs/evaluate_captioning_subtask/{method}_{encoder}_{variant}.log",
-    benchmark:
-        "results/benchmarks/evaluate_captioning_subtask/{method}_{encoder}_{variant}.tsv"
-    conda:
-        env("torch")
     shell:
         "star evaluate {params.root:q} {params.predictions:q} --games {input.games:q} --protocol captioning"
         " --seed {params.seed} --bootstrap {params.bootstrap} --json {output.metrics:q} {params.meta} > {log:q} 2>&1"
@@ -77,19 +84,19 @@ rule make_table:
             labels={"table": "{table}"},
         ),
         md="results/{table}.md",
-    wildcard_constraints:
-        table="|".join(TABLE_FILES),
-    params:
-        columns=lambda w: TABLE_COLUMNS[w.table],
-        code=code_hash("star.eval.tables"),
-    resources:
-        mem_mb=mem_mb("make_table"),
     log:
         "results/logs/make_table/{table}.log",
     benchmark:
         "results/benchmarks/make_table/{table}.tsv"
+    wildcard_constraints:
+        table="|".join(TABLE_FILES),
     conda:
         env("torch")
+    resources:
+        mem_mb=mem_mb("make_table"),
+    params:
+        columns=lambda w: TABLE_COLUMNS[w.table],
+        code=code_hash("star.eval.tables"),
     shell:
         "star tables --out {output.csv:q} --columns {params.columns:q} {input.metrics:q} > {log:q} 2>&1"
 
@@ -101,25 +108,37 @@ rule diagnostics_build:
     input:
         games="results/dataset/test_games.txt",
         labels=[game_file(g, LABELS) for g in SPLIT_IDS["test"]],
-        predictions=[f"{d}/{GAMES[g].path}/{PREDICTIONS}" for anchors in ("gt", "spots")
-                     for d in diagnostic_dirs(anchors).values() for g in SPLIT_IDS["test"]],
+        predictions=[
+            f"{d}/{GAMES[g].path}/{PREDICTIONS}"
+            for anchors in ("gt", "spots")
+            for d in diagnostic_dirs(anchors).values()
+            for g in SPLIT_IDS["test"]
+        ],
     output:
         csv="results/diagnostics.csv",
         md="results/diagnostics.md",
         confusion="results/diagnostics_confusion.csv",
-    params:
-        runs=literal(" ".join(f"--run {shlex.quote(name)} {shlex.quote(gt)} {shlex.quote(spots)}" for name, gt, spots
-                              in zip(DIAGNOSTIC_RUNS, diagnostic_dirs("gt").values(), diagnostic_dirs("spots").values()))),
-        root=literal(ROOT),
-        seed=TABLES["seed"],
-        bootstrap=TABLES["bootstrap"],
-        code=code_hash("star.eval.diagnostics"),
     log:
         "results/logs/diagnostics_build.log",
     benchmark:
         "results/benchmarks/diagnostics_build.tsv"
     conda:
         env("torch")
+    params:
+        runs=literal(
+            " ".join(
+                f"--run {shlex.quote(name)} {shlex.quote(gt)} {shlex.quote(spots)}"
+                for name, gt, spots in zip(
+                    DIAGNOSTIC_RUNS,
+                    diagnostic_dirs("gt").values(),
+                    diagnostic_dirs("spots").values(),
+                )
+            )
+        ),
+        root=literal(ROOT),
+        seed=TABLES["seed"],
+        bootstrap=TABLES["bootstrap"],
+        code=code_hash("star.eval.diagnostics"),
     shell:
         "star diagnostics {params.root:q} --games {input.games:q} --out {output.csv:q} {params.runs}"
         " --seed {params.seed} --bootstrap {params.bootstrap} > {log:q} 2>&1"

@@ -11,19 +11,19 @@ if PP["weights"] is None:
         output:
             weights=PP_WEIGHTS,
             report=f"results/encoder/pptimesformer_{PP['preset']}.json",
-        params:
-            cfg=section_json("features", "pptimesformer"),
-            seed=config["seed"],
-            code=code_hash("star.features.finetune"),
-        threads: 2
-        resources:
-            mem_mb=mem_mb("encoder_finetune"),
         log:
             "results/logs/encoder_finetune.log",
         benchmark:
             "results/benchmarks/encoder_finetune.tsv"
         conda:
             env("video")
+        threads: 2
+        resources:
+            mem_mb=mem_mb("encoder_finetune"),
+        params:
+            cfg=section_json("features", "pptimesformer"),
+            seed=config["seed"],
+            code=code_hash("star.features.finetune"),
         shell:
             "MKL_DEBUG_CPU_TYPE=5 star encoder-finetune --frames {input.frames:q} --labels {input.labels:q}"
             " --out {output.weights:q} --report {output.report:q} --seed {params.seed} --threads {threads}"
@@ -36,18 +36,18 @@ rule features_extract:
         weights=PP_WEIGHTS,
     output:
         features="results/features/pptimesformer/{game}/{half}.h5",
-    params:
-        cfg=section_json("features", "pptimesformer"),
-        code=code_hash("star.features.extract"),
-    threads: 1
-    resources:
-        mem_mb=mem_mb("features_extract"),
     log:
         "results/logs/features_extract/{game}_{half}.log",
     benchmark:
         "results/benchmarks/features_extract/{game}_{half}.tsv"
     conda:
         env("video")
+    threads: 1
+    resources:
+        mem_mb=mem_mb("features_extract"),
+    params:
+        cfg=section_json("features", "pptimesformer"),
+        code=code_hash("star.features.extract"),
     shell:
         "MKL_DEBUG_CPU_TYPE=5 star features-extract --frames {input.frames:q} --weights {input.weights:q}"
         " --out {output.features:q} --threads {threads} --config {params.cfg:q} > {log:q} 2>&1"
@@ -55,23 +55,25 @@ rule features_extract:
 
 rule features_import:
     input:
-        npy=lambda w: game_file(w.game, half_file(config["features"]["import"][w.encoder]["file"], w.half)),
+        npy=lambda w: game_file(
+            w.game, half_file(config["features"]["import"][w.encoder]["file"], w.half)
+        ),
     output:
         features="results/features/{encoder}/{game}/{half}.h5",
-    wildcard_constraints:
-        encoder="|".join(config["features"]["import"]),
-    params:
-        cfg=lambda w: star_config.to_json(config["features"]["import"][w.encoder]),
-        video=video_duration_arg,
-        code=code_hash("star.features.import_npy"),
-    resources:
-        mem_mb=mem_mb("features_import"),
     log:
         "results/logs/features_import/{encoder}_{game}_{half}.log",
     benchmark:
         "results/benchmarks/features_import/{encoder}_{game}_{half}.tsv"
+    wildcard_constraints:
+        encoder="|".join(config["features"]["import"]),
     conda:
         env("video")
+    resources:
+        mem_mb=mem_mb("features_import"),
+    params:
+        cfg=lambda w: star_config.to_json(config["features"]["import"][w.encoder]),
+        video=video_duration_arg,
+        code=code_hash("star.features.import_npy"),
     shell:
         "star features-import --npy {input.npy:q} --encoder {wildcards.encoder} --game {wildcards.game}"
         " --half {wildcards.half} {params.video} --out {output.features:q} --config {params.cfg:q} > {log:q} 2>&1"
@@ -87,18 +89,18 @@ rule features_probe:
         test_frames=probe_frames("test"),
     output:
         report="results/features/{encoder}/probe.json",
-    params:
-        cfg=section_json("features", "probe"),
-        seed=config["seed"],
-        code=code_hash("star.features.probe"),
-    resources:
-        mem_mb=mem_mb("features_probe"),
     log:
         "results/logs/features_probe/{encoder}.log",
     benchmark:
         "results/benchmarks/features_probe/{encoder}.tsv"
     conda:
         env("video")
+    resources:
+        mem_mb=mem_mb("features_probe"),
+    params:
+        cfg=section_json("features", "probe"),
+        seed=config["seed"],
+        code=code_hash("star.features.probe"),
     shell:
         "star features-probe --train {input.train:q} --train-labels {input.train_labels:q}"
         " --test {input.test:q} --test-labels {input.test_labels:q} --train-frames {input.train_frames:q}"

@@ -11,21 +11,25 @@ rule plot_training:
             caption="../report/training.rst",
             category="Training curves",
             subcategory="{stage}",
-            labels={"method": "{method}", "encoder": "{encoder}", "variant": "{variant}"},
+            labels={
+                "method": "{method}",
+                "encoder": "{encoder}",
+                "variant": "{variant}",
+            },
         ),
-    wildcard_constraints:
-        stage="spotting|captioning",
-    params:
-        title="{stage}: {method} / {encoder} / {variant}",
-        code=code_hash("star.plots.training"),
-    resources:
-        mem_mb=mem_mb("plot_training"),
     log:
         "results/logs/plot_training/{stage}_{method}_{encoder}_{variant}.log",
     benchmark:
         "results/benchmarks/plot_training/{stage}_{method}_{encoder}_{variant}.tsv"
+    wildcard_constraints:
+        stage="spotting|captioning",
     conda:
         env("torch")
+    resources:
+        mem_mb=mem_mb("plot_training"),
+    params:
+        title="{stage}: {method} / {encoder} / {variant}",
+        code=code_hash("star.plots.training"),
     shell:
         "star plot training --log {input.log:q} --title {params.title:q} --out {output.png:q} > {log:q} 2>&1"
 
@@ -40,19 +44,24 @@ rule plot_spotting:
             caption="../report/spotting.rst",
             category="Spotting confidence",
             subcategory="{method}",
-            labels={"method": "{method}", "encoder": "{encoder}", "variant": "{variant}", "game": "{game}"},
+            labels={
+                "method": "{method}",
+                "encoder": "{encoder}",
+                "variant": "{variant}",
+                "game": "{game}",
+            },
         ),
-    params:
-        threshold=config["spotting"]["threshold"],
-        code=code_hash("star.plots.spotting"),
-    resources:
-        mem_mb=mem_mb("plot_spotting"),
     log:
         "results/logs/plot_spotting/{method}_{encoder}_{variant}_{game}.log",
     benchmark:
         "results/benchmarks/plot_spotting/{method}_{encoder}_{variant}_{game}.tsv"
     conda:
         env("torch")
+    resources:
+        mem_mb=mem_mb("plot_spotting"),
+    params:
+        threshold=config["spotting"]["threshold"],
+        code=code_hash("star.plots.spotting"),
     shell:
         "star plot spotting --spots {input.spots:q} --labels {input.labels:q} --threshold {params.threshold}"
         " --title {wildcards.game:q} --out {output.png:q} > {log:q} 2>&1"
@@ -68,16 +77,16 @@ rule plot_probe:
             category="Features",
             labels={"encoder": "{encoder}"},
         ),
-    params:
-        code=code_hash("star.plots.probe"),
-    resources:
-        mem_mb=mem_mb("plot_probe"),
     log:
         "results/logs/plot_probe/{encoder}.log",
     benchmark:
         "results/benchmarks/plot_probe/{encoder}.tsv"
     conda:
         env("torch")
+    resources:
+        mem_mb=mem_mb("plot_probe"),
+    params:
+        code=code_hash("star.plots.probe"),
     shell:
         "star plot probe --probe {input.probe:q} --out {output.png:q} > {log:q} 2>&1"
 
@@ -95,17 +104,17 @@ if SYNTHETIC:
                 category="Positions",
                 labels={"game": "{game}", "half": "{half}"},
             ),
-        params:
-            truth_fps=POSITIONS["gamestate_json"]["fps"],
-            code=code_hash("star.plots.pitch"),
-        resources:
-            mem_mb=mem_mb("plot_pitch"),
         log:
             "results/logs/plot_pitch/{game}_{half}.log",
         benchmark:
             "results/benchmarks/plot_pitch/{game}_{half}.tsv"
         conda:
             env("torch")
+        resources:
+            mem_mb=mem_mb("plot_pitch"),
+        params:
+            truth_fps=POSITIONS["gamestate_json"]["fps"],
+            code=code_hash("star.plots.pitch"),
         shell:
             "star plot pitch --positions {input.positions:q} --truth {input.truth:q}"
             " --truth-fps {params.truth_fps} --out {output.png:q} > {log:q} 2>&1"
@@ -123,20 +132,25 @@ rule viewer_page:
             caption="../report/viewer.rst",
             category="Viewer pages",
             subcategory="{method}",
-            labels={"method": "{method}", "encoder": "{encoder}", "variant": "{variant}", "game": "{game}"},
+            labels={
+                "method": "{method}",
+                "encoder": "{encoder}",
+                "variant": "{variant}",
+                "game": "{game}",
+            },
         ),
-    params:
-        video_dir=lambda w: game_file(w.game, ""),
-        video=literal(config["dataset"]["video"]),
-        code=code_hash("star.viewer"),
-    resources:
-        mem_mb=mem_mb("viewer_page"),
     log:
         "results/logs/viewer_page/{method}_{encoder}_{variant}_{game}.log",
     benchmark:
         "results/benchmarks/viewer_page/{method}_{encoder}_{variant}_{game}.tsv"
     conda:
         env("torch")
+    resources:
+        mem_mb=mem_mb("viewer_page"),
+    params:
+        video_dir=lambda w: game_file(w.game, ""),
+        video=literal(config["dataset"]["video"]),
+        code=code_hash("star.viewer"),
     shell:
         "star viewer --predictions {input.predictions:q} --spots {input.spots:q} --labels {input.labels:q}"
         " --video-dir {params.video_dir:q} --video {params.video:q} --out {output.page:q} > {log:q} 2>&1"

@@ -10,20 +10,20 @@ rule spotting_train:
         model=f"{SPOTTING_DIR}/model.safetensors",
         report=f"{SPOTTING_DIR}/train.json",
         log_csv=f"{SPOTTING_DIR}/train_log.csv",
-    params:
-        args=train_args,
-        cfg=stage_json("spotting"),
-        code=stage_code("spotting"),
-    threads: 1
-    resources:
-        gpu=GPU,
-        mem_mb=mem_mb("spotting_train"),
     log:
         "results/logs/spotting_train/{method}_{encoder}_{variant}.log",
     benchmark:
         "results/benchmarks/spotting_train/{method}_{encoder}_{variant}.tsv"
     conda:
         env("torch")
+    threads: 1
+    resources:
+        gpu=GPU,
+        mem_mb=mem_mb("spotting_train"),
+    params:
+        args=train_args,
+        cfg=stage_json("spotting"),
+        code=stage_code("spotting"),
     shell:
         "star spotting-train {params.args} --out {output.model:q} --report {output.report:q}"
         " --log {output.log_csv:q}"
@@ -35,20 +35,24 @@ rule spotting_infer:
         unpack(spotting_infer_inputs),
     output:
         spots=f"{SPOTTING_DIR}/spots/{{game}}/{{half}}.json",
-    params:
-        positions=spotting_infer_args,
-        cfg=literal(star_config.to_json({"model": config["model"], "spotting": config["spotting"]})),
-        code=code_hash("star.infer.spots"),
-    threads: 1
-    resources:
-        gpu=GPU,
-        mem_mb=mem_mb("spotting_infer"),
     log:
         "results/logs/spotting_infer/{method}_{encoder}_{variant}_{game}_{half}.log",
     benchmark:
         "results/benchmarks/spotting_infer/{method}_{encoder}_{variant}_{game}_{half}.tsv"
     conda:
         env("torch")
+    threads: 1
+    resources:
+        gpu=GPU,
+        mem_mb=mem_mb("spotting_infer"),
+    params:
+        positions=spotting_infer_args,
+        cfg=literal(
+            star_config.to_json(
+                {"model": config["model"], "spotting": config["spotting"]}
+            )
+        ),
+        code=code_hash("star.infer.spots"),
     shell:
         "star spotting-infer --model {input.model:q} --features {input.features:q} {params.positions}"
         " --out {output.spots:q}"

@@ -6,17 +6,17 @@ rule video_decode:
         video=lambda w: game_file(w.game, half_file(config["dataset"]["video"], w.half)),
     output:
         frames="results/frames/{game}/{half}.h5",
-    params:
-        cfg=section_json("decode"),
-        code=code_hash("star.video.decode"),
-    resources:
-        mem_mb=mem_mb("video_decode"),
     log:
         "results/logs/video_decode/{game}_{half}.log",
     benchmark:
         "results/benchmarks/video_decode/{game}_{half}.tsv"
     conda:
         env("video")
+    resources:
+        mem_mb=mem_mb("video_decode"),
+    params:
+        cfg=section_json("decode"),
+        code=code_hash("star.video.decode"),
     shell:
         "star decode --video {input.video:q} --out {output.frames:q} --game {wildcards.game} --half {wildcards.half}"
         " --config {params.cfg:q} > {log:q} 2>&1"

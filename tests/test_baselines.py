@@ -8,7 +8,8 @@ import torch.nn.functional as F
 
 from star.errors import InputError
 from star.models.decoder import DecoderConfig
-from star.models.delta import DeltaCaptioner, DeltaConfig, DeltaSpotter, QueryDecoder
+from star.models.delta import DeltaConfig, DeltaSpotter, QueryDecoder
+from star.models.delta_captioner import DeltaCaptioner
 from star.models.netvlad import NetVLAD
 from star.models.sdvc import N_CLASSES, SDVCCaptioner, SDVCConfig, SDVCSpotter
 from star.models.tokenizer import train_bpe

@@ -16,6 +16,7 @@ from star.config import ConfigError
 from star.data.games import list_games
 from star.data.soccernet import read_game_list
 from star.provenance import atomic_path, module_closure, remove_stale_temporaries
+from star.models import stage_module
 from star.train.stage import stage_code
 from star.video.decode import VideoError, iter_frames
 from tests.conftest import REPO, snakemake
@@ -205,12 +206,14 @@ def test_a_whole_float_in_the_config_reruns_nothing(tiny_world):
     assert planned_jobs(proc) == {}
 
 
-def test_the_spotting_code_hash_leaves_out_the_caption_decoder():
-    spotting = set(module_closure("star.train.spotting")) | set(module_closure("star.models.sdvc"))
+@pytest.mark.parametrize("method", ["sdvc", "delta", "star"])
+def test_the_spotting_code_hash_leaves_out_the_caption_decoder(method):
+    """An edit to the GPT-2 decoder or the tokenizers reruns the captioners, never a spotter (every method)."""
+    spotting = set(module_closure("star.train.spotting")) | set(module_closure(stage_module(method, "spotting")))
     assert "star.models.decoder" not in spotting and "star.models.tokenizer" not in spotting
-    captioning = set(module_closure("star.models.tokenizer"))
+    captioning = set(module_closure(stage_module(method, "captioning"))) | set(module_closure("star.models.tokenizer"))
     assert "star.models.decoder" in captioning   # the captioning stage's hash does follow it
-    assert stage_code("spotting", "sdvc") != stage_code("captioning", "sdvc")
+    assert stage_code("spotting", method) != stage_code("captioning", method)
 
 
 # ---- 10: one-line errors --------------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@
     build_captioner(method, cfg, feature_dim, tokenizer) -> module; module(batch) -> scalar token cross-entropy,
         module.generate(batch, beam_size, max_tokens) -> list[str]
 
-methods: "sdvc" (star.models.sdvc), "delta" (star.models.delta), "star" (star.models.star). Each method has a
+methods: "sdvc" (star.models.sdvc), "delta" (star.models.delta, .delta_captioner), "star" (star.models.star,
+.star_captioner). Each method has a
 config dataclass with `tiny` and `paper` presets; `model_config` builds one from a preset and overrides.
 SDVC's captioner takes its word vocabulary (star.models.vocab.WordVocab) where the others take a BPE tokenizer.
 """
@@ -17,23 +18,38 @@ from typing import Any
 
 from torch import nn
 
-# method -> (module, config class, spotter class, captioner class); imported on first use, so that importing one
-# building block (e.g. star.models.hashgrid) does not pull in transformers
+# method -> (config, spotter, captioner) as "module:class"; imported on first use, so that importing one building
+# block (e.g. star.models.hashgrid) does not pull in transformers. A captioner with a GPT-2 decoder lives in a module
+# of its own, so that the spotter's module (its code hash) does not include the decoder.
 METHODS = {
-    "sdvc": ("star.models.sdvc", "SDVCConfig", "SDVCSpotter", "SDVCCaptioner"),
-    "delta": ("star.models.delta", "DeltaConfig", "DeltaSpotter", "DeltaCaptioner"),
-    "star": ("star.models.star", "STaRConfig", "STaRSpotter", "STaRCaptioner"),
+    "sdvc": ("star.models.sdvc:SDVCConfig", "star.models.sdvc:SDVCSpotter", "star.models.sdvc:SDVCCaptioner"),
+    "delta": ("star.models.delta:DeltaConfig", "star.models.delta:DeltaSpotter",
+              "star.models.delta_captioner:DeltaCaptioner"),
+    "star": ("star.models.star:STaRConfig", "star.models.star:STaRSpotter",
+             "star.models.star_captioner:STaRCaptioner"),
 }
 PRESETS = ("tiny", "paper")
 
 
-def _method(method: str) -> tuple[type, type, type]:
-    """(config class, spotter class, captioner class) of `method`."""
+def _check(method: str) -> None:
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r} (expected one of {', '.join(METHODS)})")
-    module, *names = METHODS[method]
-    module = importlib.import_module(module)
-    return tuple(getattr(module, name) for name in names)
+
+
+def stage_module(method: str, stage: str) -> str:
+    """The module of `method`'s model for `stage` ('spotting' or 'captioning'): what its code hash starts from."""
+    _check(method)
+    return METHODS[method][1 if stage == "spotting" else 2].split(":")[0]
+
+
+def _method(method: str) -> tuple[type, type, type]:
+    """(config class, spotter class, captioner class) of `method`."""
+    _check(method)
+    found = []
+    for target in METHODS[method]:
+        module, name = target.split(":")
+        found.append(getattr(importlib.import_module(module), name))
+    return tuple(found)
 
 
 def model_config(method: str, preset: str = "tiny", overrides: dict[str, Any] | None = None):
@@ -67,4 +83,4 @@ def build_captioner(method: str, cfg, feature_dim: int, tokenizer) -> nn.Module:
     return _method(method)[2](cfg, feature_dim, tokenizer)
 
 
-__all__ = ["METHODS", "PRESETS", "build_captioner", "build_spotter", "model_config"]
+__all__ = ["METHODS", "PRESETS", "build_captioner", "build_spotter", "model_config", "stage_module"]

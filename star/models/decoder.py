@@ -31,7 +31,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -42,25 +41,13 @@ from torch import nn
 from transformers import DynamicCache, GPT2Config, GPT2LMHeadModel
 
 from star.errors import InputError
+from star.models.decoder_config import DecoderConfig
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
 class PretrainedWeightsError(InputError):
     """A GPT-2 directory that is missing or lacks its configuration or weights."""
-
-
-@dataclass
-class DecoderConfig:
-    n_layer: int = 2               # GPT-2 blocks (GPT-2 medium: 24)
-    n_embd: int = 128              # GPT-2 width (medium: 1024)
-    n_head: int = 4                # attention heads (medium: 16)
-    n_positions: int = 128         # longest prefix + caption, in tokens (GPT-2: 1024)
-    dropout: float = 0.1           # GPT-2's embedding / attention / residual dropout (random init only)
-    pretrained: str | None = None  # GPT-2 directory or cached hub id; its sizes replace the four above
-    adapter_dim: int = 64          # width of each adapter's attention (lightweight: far below the GPT-2 width)
-    adapter_heads: int = 4
-    length_penalty: float = 1.0    # beam score = sum of log-probs / length ** length_penalty
 
 
 def hub_cache_dir() -> Path:

@@ -22,6 +22,7 @@ import torch
 
 from star.errors import InputError
 from star.provenance import code_hash, record, write_text_atomic
+from star.models import stage_module
 from star.train.common import (TOKENIZERS, build_model, caption_tokenizer, feature_statistics, fingerprint,
                                method_config, model_inputs, read_config, save_model, source_stamps, split_halves)
 from star.train.datasets import CacheReader, CaptioningDataset, Collate, HalfGroups, SpottingDataset, block_halves
@@ -29,11 +30,11 @@ from star.train.loop import captioning_loss, fit, pick_device, seed_everything, 
 
 
 def stage_code(stage: str, method: str) -> str:
-    """Hash of the code a train stage runs: its module, the method's model module and, for captioning, the
-    tokenizers (models and tokenizers are imported by name, so they are named here; a spotter's hash leaves out
-    what only captioning runs)."""
+    """Hash of the code a train stage runs: its module, the module of the method's model for that stage and, for
+    captioning, the tokenizers (models and tokenizers are imported by name, so they are named here; a spotter's hash
+    leaves out what only captioning runs: the tokenizers and the GPT-2 decoder)."""
     tokenizers = list(TOKENIZERS.values()) if stage == "captioning" else []
-    return code_hash(f"star.train.{stage}", f"star.models.{method}", *tokenizers)
+    return code_hash(f"star.train.{stage}", stage_module(method, stage), *tokenizers)
 
 
 def datasets(stage: str, cfg: dict, train, valid, inputs, reader, seed: int):

@@ -21,11 +21,11 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from star.data.soccernet import format_game_time, load_labels
 import numpy as np
 
+from star.data.soccernet import format_game_time, load_labels
 from star.eval.dvc import (CAPTION_METRICS, LABELS_FILE, PREDICTIONS_FILE, PredictionsError, load_predictions,
-                           percentile_interval, resample_counts, shared_evaluator)
+                           percentile_interval, require_predictions, resample_counts, shared_evaluator)
 
 PROTOCOL = "captioning"
 
@@ -81,11 +81,7 @@ def evaluate_captioning(labels_root: str | Path, preds_root: str | Path, games: 
     """Captioning-subtask metrics of `games` (paths relative to both roots): {"protocol", "window": None,
     "metrics", "counts"}."""
     labels_root, preds_root = Path(labels_root), Path(preds_root)
-    missing = [str(preds_root / g / predictions_file) for g in games
-               if not (preds_root / g / predictions_file).is_file()]
-    if missing:
-        raise PredictionsError(f"{len(missing)} of {len(games)} prediction files are missing:\n  "
-                               + "\n  ".join(missing))
+    require_predictions(preds_root, games, predictions_file)
     pairs, per_game, outside = [], [], Counter()
     for game in games:
         game_pairs_, left_out = game_pairs(labels_root / game / labels_file, preds_root / game / predictions_file)

@@ -132,6 +132,15 @@ def load_predictions(path: str | Path) -> tuple[dict[int, list[Caption]], Counte
     return halves, outside
 
 
+def require_predictions(preds_root: Path, games: Sequence[str], predictions_file: str) -> None:
+    """Every game of the split needs its predictions file (as the official evaluator): one error lists the missing."""
+    missing = [str(preds_root / g / predictions_file) for g in games
+               if not (preds_root / g / predictions_file).is_file()]
+    if missing:
+        raise PredictionsError(f"{len(missing)} of {len(games)} prediction files are missing:\n  "
+                               + "\n  ".join(missing))
+
+
 def load_game(labels_root: Path, preds_root: Path, game: str, labels_file: str, predictions_file: str):
     """Ground truths and predictions per half of one game, plus the prediction labels left out."""
     labels = load_labels(labels_root / game / labels_file)
@@ -377,11 +386,7 @@ class Evaluator:
             raise ValueError(f"bootstrap must be >= 0, ci in (0, 1) and the unit one of {BOOTSTRAP_UNITS}, not "
                              f"{bootstrap}, {ci} and {bootstrap_unit!r}")
         labels_root, preds_root = Path(labels_root), Path(preds_root)
-        missing = [str(preds_root / g / predictions_file) for g in games
-                   if not (preds_root / g / predictions_file).is_file()]
-        if missing:
-            raise PredictionsError(f"{len(missing)} of {len(games)} prediction files are missing:\n  "
-                                   + "\n  ".join(missing))
+        require_predictions(preds_root, games, predictions_file)
         matches, outside = [], Counter()
         for game in games:
             truths, preds, left_out = load_game(labels_root, preds_root, game, labels_file, predictions_file)

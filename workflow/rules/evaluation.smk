@@ -115,9 +115,19 @@ rule diagnostics_build:
             for g in SPLIT_IDS["test"]
         ],
     output:
-        csv="results/diagnostics.csv",
+        csv=report(
+            "results/diagnostics.csv",
+            caption="../report/diagnostics.rst",
+            category="Diagnostics",
+            labels={"table": "agreement and diversity"},
+        ),
         md="results/diagnostics.md",
-        confusion="results/diagnostics_confusion.csv",
+        confusion=report(
+            "results/diagnostics_confusion.csv",
+            caption="../report/diagnostics.rst",
+            category="Diagnostics",
+            labels={"table": "spotting confusion"},
+        ),
     log:
         "results/logs/diagnostics_build.log",
     benchmark:

@@ -94,7 +94,7 @@ def mem_mb(rule: str, config: Mapping, inputs: Mapping[str, object], attempt: in
         need = 2500  # renders one frame at a time; the match plan and commentary are small
     elif rule in ("evaluate_captions", "evaluate_captioning_subtask"):
         need = PYTHON_MB + JVM_MB + 2 * all_mb
-    else:  # dataset_manifest, world_splits, split_games, make_table: small files
+    else:  # dataset_manifest, world_splits, split_games, make_table, diagnostics_build: small files
         need = PYTHON_MB + 2 * all_mb
     return int(need * attempt + 0.5)
 

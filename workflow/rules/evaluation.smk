@@ -134,6 +134,8 @@ rule diagnostics_build:
         "results/benchmarks/diagnostics_build.tsv"
     conda:
         env("torch")
+    resources:
+        mem_mb=mem_mb("diagnostics_build"),
     params:
         runs=literal(
             " ".join(

@@ -19,11 +19,16 @@ FAST_TRAIN = {"steps": 3, "batch_size": 8, "eval_every": 3, "checkpoint_every": 
 FAST = {"spotting": {"train": FAST_TRAIN}, "captioning": {"train": FAST_TRAIN, "beam_size": 2, "max_tokens": 12}}
 
 
-def test_table1_from_the_tiny_world(tiny_world, tmp_path):
+def fast_copy(tiny_world, tmp_path):
+    """A copy of the tiny world's workflow folder, and the config files that train its models for 3 steps."""
     work = tmp_path / "work"
     shutil.copytree(tiny_world, work, symlinks=True)
     (work / "fast.yaml").write_text(yaml.safe_dump(FAST))
-    configs = ["--configfile", str(REPO / "config.yaml"), str(work / "tiny.yaml"), str(work / "fast.yaml")]
+    return work, ["--configfile", str(REPO / "config.yaml"), str(work / "tiny.yaml"), str(work / "fast.yaml")]
+
+
+def test_table1_from_the_tiny_world(tiny_world, tmp_path):
+    work, configs = fast_copy(tiny_world, tmp_path)
 
     snakemake(work, "--cores", "2", *configs, "--", "results/table1.csv")
 
@@ -62,10 +67,7 @@ def test_table1_from_the_tiny_world(tiny_world, tmp_path):
 @pytest.mark.slow
 def test_table4_is_the_captioning_subtask_on_the_tiny_world(tiny_world, tmp_path):
     """Table 4 from the ground-truth anchors: the captioning subtask's columns, then the dense @5 extras."""
-    work = tmp_path / "work"
-    shutil.copytree(tiny_world, work, symlinks=True)
-    (work / "fast.yaml").write_text(yaml.safe_dump(FAST))
-    configs = ["--configfile", str(REPO / "config.yaml"), str(work / "tiny.yaml"), str(work / "fast.yaml")]
+    work, configs = fast_copy(tiny_world, tmp_path)
     snakemake(work, "--cores", "2", *configs, "--", "results/table4.csv")
 
     table = pd.read_csv(work / "results/table4.csv")
@@ -81,10 +83,7 @@ def test_table4_is_the_captioning_subtask_on_the_tiny_world(tiny_world, tmp_path
 @pytest.mark.slow
 def test_diagnostics_from_the_tiny_world(tiny_world, tmp_path):
     """`snakemake results/diagnostics.csv`: every method and STaR variant, at the annotations and at the spots."""
-    work = tmp_path / "work"
-    shutil.copytree(tiny_world, work, symlinks=True)
-    (work / "fast.yaml").write_text(yaml.safe_dump(FAST))
-    configs = ["--configfile", str(REPO / "config.yaml"), str(work / "tiny.yaml"), str(work / "fast.yaml")]
+    work, configs = fast_copy(tiny_world, tmp_path)
 
     snakemake(work, "--cores", "2", *configs, "--", "results/diagnostics.csv")
 

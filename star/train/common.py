@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from tqdm import tqdm
 
 from star import config as star_config
@@ -246,12 +246,10 @@ def read_model_file(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
     if not weights.is_file():
         raise ModelFileError(f"{weights}: trained-model file does not exist")
     try:
-        tensors = load_file(weights)
-        if folder:
-            meta = json.loads((path / MODEL_CONFIG).read_text())
-        else:
-            with safe_open(weights, "pt") as fh:
-                meta = json.loads((fh.metadata() or {})["star"])
+        with safe_open(weights, "pt") as fh:  # one open: the tensors and, in a single file, the metadata
+            tensors = {key: fh.get_tensor(key) for key in fh.keys()}
+            stored = fh.metadata() or {}
+        meta = json.loads((path / MODEL_CONFIG).read_text()) if folder else json.loads(stored["star"])
     except FileNotFoundError:
         raise ModelFileError(f"{path}: no {MODEL_CONFIG} beside {WEIGHTS}") from None
     except (SafetensorError, KeyError, ValueError, OSError) as exc:  # a pickle, a truncated or a foreign file

@@ -37,7 +37,7 @@ from star.errors import InputError
 from star.eval.dvc import write_predictions
 from star.infer.captions import caption_anchors
 from star.infer.spots import spot_half
-from star.positions.localizer import BACKENDS
+from star.positions.backends import BACKENDS
 from star.provenance import record, work_dir
 from star.train.common import load_model
 from star.train.datasets import Half, feature_attrs
@@ -78,7 +78,7 @@ def localize(backend: str, video: Path, frames: Path, out: Path, work: Path, gam
              cfg: dict) -> None:
     """The positions cache of the half; `none` writes one with no calibrated sample (the model sees no player)."""
     if backend == "none":
-        from star.positions.localizer import Positions, samples_spanned
+        from star.positions.backends import Positions, samples_spanned
 
         attrs = cache_attrs(frames)
         empty = Positions.empty(samples_spanned(int(attrs["length"]), float(attrs["fps"]), cfg["fps"]),

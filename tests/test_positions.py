@@ -13,11 +13,11 @@ from star.errors import InputError
 from star.positions import classical
 from star.positions.evaluate import Tally, main_camera_samples, score_half
 from star.positions.gamestate_json import GameStateError, GameStateFrames, read_gamestate, resample
-from star.positions.localizer import HalfSource, get_localizer
+from star.positions.backends import HalfSource, get_localizer
 from star.positions.sngamestate import SEQUENCE, SnGameStateError
 from star.provenance import sha256_file
-from star.world import pitch
-from star.world.camera import Camera
+from star.geometry import pitch
+from star.geometry.camera import Camera
 from tests.videos import write_video
 
 W, H = 398, 224

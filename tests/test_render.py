@@ -8,8 +8,8 @@ import pytest
 
 from star.config import section
 from star.errors import InputError
-from star.world import pitch
-from star.world.camera import Camera
+from star.geometry import pitch
+from star.geometry.camera import Camera
 from star.world.match import Event, HalfTrack, Kit, Match, Person, Shot
 from star.world.render import GRASS, GRASS_LIGHT, PERSON_HEIGHT, Scoreboard, follow_play, render_half
 

@@ -14,9 +14,9 @@ from star.config import section
 from star.data.soccernet import CAPTION_LABELS, load_labels
 from star.errors import InputError
 from star.world import synthesize as synth
-from star.world.camera import Camera
+from star.geometry.camera import Camera
 from star.world.commentary import commentate
-from star.world.pitch import HALF_L, distance_to_goal
+from star.geometry.pitch import HALF_L, distance_to_goal
 from star.world.plan import plan_games
 from star.world.render import scoring_team
 from star.world.simulate import simulate_match

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from star.world.pitch import HALF_L, HALF_W
+from star.geometry.pitch import HALF_L, HALF_W
 
 PITCH_MARGIN = 5.0  # metres around the pitch that still encode distinctly
 PRIMES = (1, 2654435761)  # tiny-cuda-nn's coherent prime hash factors for dimensions 0 and 1

@@ -63,9 +63,9 @@ from tqdm import tqdm
 
 from star.data.cache import open_cache
 from star.errors import InputError
-from star.positions.localizer import ROLE_INDEX, Detections, HalfSource, Localizer, Positions, samples_spanned
-from star.world import pitch
-from star.world.camera import Camera
+from star.positions.backends import ROLE_INDEX, Detections, HalfSource, Localizer, Positions, samples_spanned
+from star.geometry import pitch
+from star.geometry.camera import Camera
 
 FIELD_RES = 0.1          # m per cell of the pitch-line distance field
 FIELD_MARGIN = 15.0      # m of field beyond the touch and goal lines
@@ -221,7 +221,7 @@ def components(labels: np.ndarray, flat: np.ndarray) -> tuple[np.ndarray, ...]:
 
 
 # ---------------------------------------------------------------- geometry
-# A camera is theta = (pan, tilt, log focal) at a rig position [3], as star.world.camera.Camera.
+# A camera is theta = (pan, tilt, log focal) at a rig position [3], as star.geometry.camera.Camera.
 
 
 def _axes(pan, tilt) -> np.ndarray:

@@ -27,7 +27,7 @@ import numpy as np
 
 from star.data.jsonio import read_json_object
 from star.errors import InputError
-from star.positions.localizer import ROLE_INDEX, Detections, HalfSource, Localizer, Positions, samples_spanned
+from star.positions.backends import ROLE_INDEX, Detections, HalfSource, Localizer, Positions, samples_spanned
 
 TEAM_INDEX = {"left": 0, "right": 1, None: -1}
 CATEGORY_ROLE = {1: "player", 2: "goalkeeper", 3: "referee", 4: "ball"}   # SoccerNet GSR category ids

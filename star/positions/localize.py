@@ -1,6 +1,6 @@
 """`star positions-localize`: calibrated player positions of one game half, written as a positions cache.
 
-The backend is `positions.backend` (classical | gamestate_json | sngamestate, see star/positions/localizer.py).
+The backend is `positions.backend` (classical | gamestate_json | sngamestate, see star/positions/backends.py).
 Every backend writes the same cache (star/data/cache.py, kind "positions") at `positions.fps`. With --frames, the
 cache spans the frames cache's timeline (so positions line up with the features); otherwise a JSON backend takes
 its own extent.
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from star.config import section
 from star.data.cache import open_cache, write_cache
-from star.positions.localizer import BACKENDS, HalfSource, get_localizer, samples_spanned
+from star.positions.backends import BACKENDS, HalfSource, get_localizer, samples_spanned
 from star.provenance import code_hash, record
 
 

@@ -36,7 +36,7 @@ from PIL import Image
 
 from star.errors import InputError
 from star.positions.gamestate_json import read_gamestate, resample
-from star.positions.localizer import HalfSource, Localizer, Positions
+from star.positions.backends import HalfSource, Localizer, Positions
 
 SEQUENCE = "SNGS-0001"          # the staged video's sequence name
 VIDEO_ID = 1                    # tracklab's id of that sequence (from its name)

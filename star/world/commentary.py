@@ -20,7 +20,7 @@ import re
 import numpy as np
 
 from star.world.match import Event, HalfTrack, Match
-from star.world.pitch import HALF_L, distance_to_goal, in_penalty_area
+from star.geometry.pitch import HALF_L, distance_to_goal, in_penalty_area
 
 YARDS_PER_METRE = 1.0936
 NTH = ("first", "second", "third", "fourth", "fifth", "sixth")

@@ -1,5 +1,5 @@
 """The data model of a simulated match: what the simulation produces and the renderer, the commentary and the
-SoccerNet writers consume. Positions are in the pitch frame of `star.world.pitch` (metres, +y near touchline).
+SoccerNet writers consume. Positions are in the pitch frame of `star.geometry.pitch` (metres, +y near touchline).
 """
 
 from __future__ import annotations

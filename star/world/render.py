@@ -26,8 +26,8 @@ from tqdm import tqdm
 
 from star.errors import InputError
 from star.provenance import atomic_path
-from star.world import pitch
-from star.world.camera import Camera
+from star.geometry import pitch
+from star.geometry.camera import Camera
 from star.world.match import Event, HalfTrack, Match, Person, Shot
 
 NEAR = 0.5                    # m: geometry nearer the camera plane than this is clipped

@@ -6,7 +6,7 @@ chain involves (set-piece positions, runs, celebrations, walking off). Then ever
 team shape shifted toward the ball, or his override) with a capped speed, and the ball is re-anchored to the
 feet of whoever carries, passes or receives it: events play out in the positions.
 
-Frames: the pitch frame of `star.world.pitch` (x along the pitch, +y the near touchline). A *team frame* has the
+Frames: the pitch frame of `star.geometry.pitch` (x along the pitch, +y the near touchline). A *team frame* has the
 team attacking +x with its left wing at +y: world = (d * x, -d * y), d = +1 for the team defending the left goal.
 """
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from star.world.match import Event, HalfTrack, Kit, Match, Person, Shot
-from star.world.pitch import HALF_L, HALF_W, PENALTY_SPOT
+from star.geometry.pitch import HALF_L, HALF_W, PENALTY_SPOT
 from star.world.plan import CLUBS, PlannedGame
 
 RATE = 5.0                      # track samples per second

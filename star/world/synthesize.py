@@ -35,7 +35,7 @@ from star.config import ConfigError, load, to_json, validate
 from star.data.soccernet import format_game_time
 from star.errors import InputError
 from star.provenance import code_hash, write_text_atomic
-from star.world.camera import Camera
+from star.geometry.camera import Camera
 from star.world.commentary import commentate
 from star.world.match import HalfTrack, Match
 from star.world.plan import PlannedGame, plan_games

@@ -1,7 +1,7 @@
 """What every player-localization backend returns, and the registry that picks one by name.
 
 A backend turns one game half into `Positions`: up to P people per sample at `positions.fps`, in pitch metres
-(star.world.pitch frame), with team (0 left, 1 right = the side the team defends, -1 unknown), role (index into
+(star.geometry.pitch frame), with team (0 left, 1 right = the side the team defends, -1 unknown), role (index into
 cache.ROLES) and a per-sample `calibrated` flag. A sample that is not calibrated holds no people.
 """
 

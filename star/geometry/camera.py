@@ -1,4 +1,4 @@
-"""A pan-tilt-zoom pinhole camera over the pitch frame of `star.world.pitch` (z down).
+"""A pan-tilt-zoom pinhole camera over the pitch frame of `star.geometry.pitch` (z down).
 
 Renderer and calibration share this geometry: the renderer draws with the true camera, the classical localizer
 fits one of these to pitch lines it sees. Image coordinates: u to the right, v down, pixels, origin top-left.
@@ -47,11 +47,6 @@ class Camera:
         safe = np.where(np.abs(depth) < 1e-9, 1e-9, depth)
         uv = cam[:, :2] / safe[:, None] * self.focal + np.array([self.width / 2, self.height / 2])
         return uv, depth
-
-    def homography(self) -> np.ndarray:
-        """3x3 H with [u, v, 1] ~ H [x, y, 1] for ground points (z = 0)."""
-        R = self.rotation()
-        return self.intrinsics() @ np.column_stack([R[:, 0], R[:, 1], -R @ self.centre])
 
     def to_pitch(self, uv: np.ndarray) -> np.ndarray:
         """Pixels [n, 2] -> ground points [n, 2] (rays that miss the ground in front give NaN)."""

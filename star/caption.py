@@ -35,6 +35,7 @@ from star.data.jsonio import read_json_object
 from star.data.soccernet import load_labels, parse_game_time
 from star.errors import InputError
 from star.eval.dvc import write_predictions
+from star.features.extract import extract_half
 from star.infer.captions import caption_anchors
 from star.infer.spots import spot_half
 from star.positions.backends import BACKENDS
@@ -65,13 +66,6 @@ def half_of(video: Path, given: int | None) -> int:
 
 def reads_positions(*contents: dict) -> bool:
     return any(getattr(c["model_cfg"], "use_positions", False) for c in contents)
-
-
-def extract(frames: Path, out: Path, weights: Path, cfg: dict, threads: int) -> None:
-    from star.features import extract as features_extract
-
-    features_extract.run(argparse.Namespace(frames=str(frames), out=str(out), weights=str(weights),
-                                            config=cfg, threads=threads))
 
 
 def localize(backend: str, video: Path, frames: Path, out: Path, work: Path, game: str, half: int,
@@ -145,8 +139,8 @@ def caption_video(args: argparse.Namespace) -> int:
         say(f"[1/5] decoding {video} (half {half}) at {cfg['decode']['fps']:g} fps")
         decode_half(video, work / "frames.h5", game, half, cfg["decode"])
         say(f"[2/5] extracting PP-TimesFormer features with {files['encoder']}")
-        extract(work / "frames.h5", work / "features.h5", files["encoder"], cfg["features"]["pptimesformer"],
-                args.threads)
+        extract_half("pptimesformer", cfg["features"]["pptimesformer"], work / "frames.h5", work / "features.h5",
+                     str(files["encoder"]), args.threads)
         positions = None
         if reads_positions(spot_content, caption_content):
             say(f"[3/5] localizing players ({backend})")

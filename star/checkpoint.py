@@ -27,6 +27,7 @@ from pathlib import Path
 
 from star import __version__
 from star import config as star_config
+from star import registry
 from star.data.cache import cache_attrs
 from star.errors import InputError
 from star.provenance import sha256_file, sha256_text
@@ -191,7 +192,7 @@ def export_checkpoint(out: Path, results: Path, method: str, encoder: str, varia
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out", type=Path, help="checkpoint folder to write (e.g. star-checkpoint)")
     parser.add_argument("--from-results", type=Path, default=Path("results"), help="the run's results folder")
-    parser.add_argument("--method", default="star", choices=["sdvc", "delta", "star"])
+    parser.add_argument("--method", default="star", choices=list(registry.METHODS))
     parser.add_argument("--encoder", default="pptimesformer")
     parser.add_argument("--variant", default="default")
 

@@ -28,7 +28,7 @@ STAGE_COMMANDS = {
     "manifest": ("star.data.manifest", "write the games manifest (id, split, path) of a config, or a split's list"),
     "decode": ("star.video.decode", "decode one half video to frames at a fixed fps (HDF5)"),
     "encoder-finetune": ("star.features.finetune", "fine-tune the PP-TimesFormer on train-split event labels"),
-    "features-extract": ("star.features.extract", "PP-TimesFormer clip features of one half (HDF5)"),
+    "features-extract": ("star.features.extract", "clip features of one half by a video encoder (HDF5)"),
     "features-import": ("star.features.import_npy", "import SoccerNet's precomputed .npy features (HDF5)"),
     "features-probe": ("star.features.probe", "linear probe: do features carry event information?"),
     "positions-localize": ("star.positions.localize", "calibrated player positions of one half (HDF5)"),

@@ -17,6 +17,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from star import registry
 from star.errors import InputError
 
 SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
@@ -28,7 +29,19 @@ class ConfigError(InputError):
 
 @lru_cache(maxsize=1)
 def schema() -> dict:
-    return yaml.safe_load(SCHEMA_PATH.read_text())
+    """The schema file with its choices filled from star/registry.py: methods, encoders (and the imported ones'
+    `features.import` defaults), datasets and their halves. A registration is all a new choice needs."""
+    tree = yaml.safe_load(SCHEMA_PATH.read_text())
+    props = tree["properties"]
+    dataset, features = props["dataset"]["properties"], props["features"]["properties"]
+    dataset["source"]["enum"] = list(registry.DATASETS)
+    dataset["halves"]["items"]["enum"] = sorted({h for d in registry.DATASETS.values() for h in d.halves})
+    features["encoders"]["items"]["enum"] = list(registry.ENCODERS)
+    features["import"]["properties"] = {
+        name: {"$ref": "#/$defs/npy_features", "default": {"file": e.file, "fps": e.fps, "dim": e.dim}}
+        for name, e in registry.ENCODERS.items() if e.kind == "imported"}
+    props["methods"]["items"]["enum"] = list(registry.METHODS)
+    return tree
 
 
 # The paper's training and inference settings (docs/paper-preset.md gives each one's source; the models' own sizes
@@ -74,10 +87,6 @@ def _subschema(dotted: str) -> dict:
     return {**node, "$defs": schema().get("$defs", {})}
 
 
-# encoders read from SoccerNet's .npy files, not computed: baidu, resnet, c3d, i3d and the PCA512 versions
-IMPORTED = tuple(schema()["properties"]["features"]["properties"]["import"]["properties"])
-
-
 def cross_key_problems(cfg: dict) -> list[str]:
     """Rules between keys the schema cannot state, checked with the whole config before any job runs (a rule
     failing at run time would first make Snakemake delete the outputs the job was to replace)."""
@@ -86,11 +95,16 @@ def cross_key_problems(cfg: dict) -> list[str]:
     if positions["backend"] == "classical" and positions["fps"] > decode["fps"] + 1e-9:
         problems.append(f"positions.fps ({positions['fps']:g}) exceeds decode.fps ({decode['fps']:g}): the classical "
                         "backend samples positions from the decoded frames")
-    if cfg["dataset"]["source"] == "synthetic":
-        imported = [e for e in features["encoders"] if e in IMPORTED]
+    dataset = registry.dataset(cfg["dataset"]["source"])
+    if dataset.synthetic:
+        imported = [e for e in features["encoders"] if registry.encoder(e).kind == "imported"]
         if imported:
             problems.append(f"features.encoders: {', '.join(imported)} are imported from SoccerNet's .npy files, "
-                            "which the synthetic world has not (use pptimesformer, or dataset.source: soccernet)")
+                            f"which the {dataset.display} has not (use a video encoder: "
+                            f"{', '.join(registry.video_encoders())}; or dataset.source: soccernet)")
+    odd = [h for h in cfg["dataset"]["halves"] if h not in dataset.halves]
+    if odd:
+        problems.append(f"dataset.halves: {odd} not halves of {dataset.display} ({list(dataset.halves)})")
     tables = cfg["tables"]["encoder"]
     if tables is not None and tables not in features["encoders"]:
         problems.append(f"tables.encoder ({tables}) is not one of features.encoders {features['encoders']}")

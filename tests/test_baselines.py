@@ -11,7 +11,8 @@ from star.models.decoder import DecoderConfig
 from star.models.delta import DeltaConfig, DeltaSpotter, QueryDecoder
 from star.models.delta_captioner import DeltaCaptioner
 from star.models.netvlad import NetVLAD
-from star.models.sdvc import N_CLASSES, SDVCCaptioner, SDVCConfig, SDVCSpotter
+from star.data.soccernet import SPOTTING_CLASSES as N_CLASSES
+from star.models.sdvc import SDVCCaptioner, SDVCConfig, SDVCSpotter
 from star.models.tokenizer import train_bpe
 from star.models.vocab import WordVocab, join_words, split_words
 from star.train.batch import Batch
@@ -116,7 +117,8 @@ def test_vocab_encode_batch_appends_end_pads_and_masks():
 
 # --- spotters --------------------------------------------------------------------------------------------------
 
-SPOTTERS = {"sdvc": lambda: SDVCSpotter(SDVC_SMALL, DIM), "delta": lambda: DeltaSpotter(DELTA_SMALL, DIM)}
+SPOTTERS = {"sdvc": lambda: SDVCSpotter(SDVC_SMALL, DIM, N_CLASSES),
+            "delta": lambda: DeltaSpotter(DELTA_SMALL, DIM, N_CLASSES)}
 
 
 @pytest.mark.parametrize("method", SPOTTERS)
@@ -134,7 +136,7 @@ def test_spotter_logits_ignore_padded_window_positions(method):
 
 def test_sdvc_descriptor_batch_norm_trains_on_a_batch_of_one():
     torch.manual_seed(0)
-    model = SDVCSpotter(SDVC_SMALL, DIM)  # training mode: a batch of one has no batch variance
+    model = SDVCSpotter(SDVC_SMALL, DIM, N_CLASSES)  # training mode: a batch of one has no batch variance
     assert SDVC_SMALL.batch_norm and torch.isfinite(model(make_batch(1))).all()
 
 
@@ -219,7 +221,7 @@ def test_sdvc_paper_preset_trains_at_batch_one():
     batch = make_batch(1, vocab)
     model(batch).backward()
     assert model.encode.project.weight.grad.abs().sum() > 0
-    assert SDVCSpotter(cfg, DIM).eval()(batch).shape == (1, N_CLASSES)
+    assert SDVCSpotter(cfg, DIM, N_CLASSES).eval()(batch).shape == (1, N_CLASSES)
 
 
 def test_delta_paper_query_decoder_gives_eight_prefix_tokens():

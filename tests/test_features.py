@@ -14,7 +14,7 @@ from star.data.cache import cache_attrs, open_cache, write_cache
 from star.data.soccernet import format_game_time
 from star.errors import InputError
 from star.features import timesformer as tf
-from star.features.extract import clip_frame_indices
+from star.features.clips import clip_frame_indices
 from star.provenance import sha256_file
 
 paddle = tf.setup_paddle(threads=2)
@@ -161,7 +161,7 @@ def test_baidu_aligned_clips_sample_their_window_from_their_second_on():
     centred = clip_frame_indices(times, fps=4.0, frames=16, window_s=5.0, alignment="centre")
     assert times[centred[10, 0]] == 7.5  # a centred clip starts 2.5 s earlier
     from star.config import section
-    from star.features.extract import clip_window
+    from star.features.pptimesformer import clip_window
 
     assert clip_window(section("features.pptimesformer", {"preset": "base"})) == (5.0, "start")
     assert clip_window(section("features.pptimesformer", {"preset": "tiny"})) == (4.0, "centre")

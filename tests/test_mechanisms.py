@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 
+from star.data.soccernet import SPOTTING_CLASSES as N_CLASSES
 from star.models import build_captioner, build_spotter
 from star.models.star import STaRConfig
 from star.models.tokenizer import train_bpe
@@ -147,7 +148,7 @@ def recall_spotters(tmp_path_factory):
     found = {}
     for use_global in (True, False):
         seed_everything(0)
-        model = build_spotter("star", config(use_global=use_global, use_positions=False), D)
+        model = build_spotter("star", config(use_global=use_global, use_positions=False), D, N_CLASSES)
         train(model, spotting_loss, "recall", RECALL_STEPS, 1e-3, tmp_path_factory.mktemp("recall"))
         found[use_global] = model
     return found, Samples("recall", task("recall", 200, 2))

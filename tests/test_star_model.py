@@ -8,7 +8,8 @@ import torch
 from star.models import build_captioner, build_spotter, model_config
 from star.models.context import PositionContextCapturer, compact, filter_memory
 from star.models.sss import SpatialSemanticSynthesizer
-from star.models.star import N_CLASSES, STaRConfig
+from star.data.soccernet import SPOTTING_CLASSES as N_CLASSES
+from star.models.star import STaRConfig
 from star.models.tokenizer import gpt2_tokenizer, train_bpe
 from star.train.batch import Batch
 
@@ -108,7 +109,8 @@ def test_pcc_reads_only_the_selected_global_frames():
 @pytest.mark.parametrize("use_global,use_positions", [(True, True), (False, True), (True, False), (False, False)])
 def test_spotter_switches(use_global, use_positions):
     torch.manual_seed(0)
-    spotter = build_spotter("star", tiny_config(use_global=use_global, use_positions=use_positions), 16).eval()
+    spotter = build_spotter("star", tiny_config(use_global=use_global, use_positions=use_positions), 16,
+                            N_CLASSES).eval()
     for module in spotter.modules():  # make the SSS update visible (W_up starts at zero)
         if isinstance(module, SpatialSemanticSynthesizer):
             torch.nn.init.normal_(module.up.weight)
@@ -130,7 +132,8 @@ def test_global_stage_once_per_half_equals_once_per_sample(stage):
     tokenizer = train_bpe(CAPTIONS * 5, vocab_size=300)
     cfg = tiny_config(dropout=0.0, filter_alpha=0.5, memory_tau=0.5)
     cfg.decoder.dropout = 0.0
-    model = (build_spotter("star", cfg, 16) if stage == "spotting" else build_captioner("star", cfg, 16, tokenizer))
+    model = (build_spotter("star", cfg, 16, N_CLASSES) if stage == "spotting"
+             else build_captioner("star", cfg, 16, tokenizer))
     per_half = make_batch(b=3, tokenizer=tokenizer)  # halves: rows 0 and 1 (row 1 five samples shorter)
     per_half = dataclasses.replace(per_half, global_=per_half.global_[:2], global_mask=per_half.global_mask[:2],
                                    global_index=torch.tensor([1, 0, 1]))
@@ -196,7 +199,7 @@ def test_model_config_presets_and_overrides():
     with pytest.raises(ValueError, match="method"):
         model_config("nope")
     for method in ("sdvc", "delta"):
-        assert build_spotter(method, model_config(method, "tiny"), 16)(make_batch()).shape == (3, N_CLASSES)
+        assert build_spotter(method, model_config(method, "tiny"), 16, N_CLASSES)(make_batch()).shape == (3, N_CLASSES)
 
 
 def test_paper_preset_trains_and_beam_searches_at_batch_1():
@@ -205,7 +208,8 @@ def test_paper_preset_trains_and_beam_searches_at_batch_1():
     cfg = model_config("star", "paper")
     feature_dim = 512
     batch = make_batch(b=1, t=cfg.captioning_window_s, g=60, p=cfg.max_players, d=feature_dim, tokenizer=tokenizer)
-    for model in (build_spotter("star", cfg, feature_dim), build_captioner("star", cfg, feature_dim, tokenizer)):
+    for model in (build_spotter("star", cfg, feature_dim, N_CLASSES),
+                  build_captioner("star", cfg, feature_dim, tokenizer)):
         optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)  # stateless: GPT-2 medium's Adam moments are 3 GB
         out = model(batch)
         loss = torch.nn.functional.cross_entropy(out, batch.label) if out.dim() == 2 else out

@@ -20,14 +20,14 @@ from pathlib import Path
 
 from star.config import section
 from star.errors import InputError
-from star.features.import_npy import ENCODERS
+from star import registry
 
 LABELS_FILE = "Labels-caption.json"
-FEATURE_KINDS = ENCODERS  # every SoccerNet feature set features.import describes
+FEATURE_KINDS = registry.imported_encoders()  # every SoccerNet feature set of the registry
 VIDEO_QUALITIES = ("224p", "720p")
 SPLITS = ("train", "valid", "test", "challenge")
 PASSWORD_VARIABLE = "SOCCERNET_PASSWORD"
-HALVES = (1, 2)
+HALVES = registry.dataset("soccernet").halves
 
 
 class DownloadError(InputError):

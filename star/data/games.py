@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from star import registry
 from star.data.soccernet import check_game_path, read_game_list, soccernet_split
 
 SPLITS = ("train", "valid", "test")
@@ -30,23 +31,30 @@ def game_id(path: str) -> str:
     return slug.strip("_-")
 
 
-def list_games(config: dict) -> list[Game]:
-    """All games of the dataset named by a validated config, in split order."""
-    dataset = config["dataset"]
-    if dataset["source"] == "synthetic":
-        from star.world.plan import plan_games
+def synthetic_games(config: dict) -> list[tuple[str, str]]:
+    """(path, split) of the synthetic world's games, planned from the config (nothing is read)."""
+    from star.world.plan import plan_games
 
-        pairs = [(g.path, g.split) for g in plan_games(config["world"], config["seed"])]
-    else:
-        pairs = []
-        for split in SPLITS:
-            source = dataset["splits"].get(split)
-            if source is None:
-                continue
-            paths = soccernet_split(split) if source == "soccernet" else read_game_list(source)
-            pairs += [(p, split) for p in paths]
-        if not pairs:
-            raise ValueError("dataset.source is soccernet but dataset.splits names no game list")
+    return [(g.path, g.split) for g in plan_games(config["world"], config["seed"])]
+
+
+def soccernet_games(config: dict) -> list[tuple[str, str]]:
+    """(path, split) of the games the game lists of dataset.splits name."""
+    pairs = []
+    for split in SPLITS:
+        source = config["dataset"]["splits"].get(split)
+        if source is None:
+            continue
+        paths = soccernet_split(split) if source == "soccernet" else read_game_list(source)
+        pairs += [(p, split) for p in paths]
+    if not pairs:
+        raise ValueError("dataset.source is soccernet but dataset.splits names no game list")
+    return pairs
+
+
+def list_games(config: dict) -> list[Game]:
+    """All games of the dataset named by a validated config (its registered `games` function), in split order."""
+    pairs = registry.load(registry.dataset(config["dataset"]["source"]).games)(config)
     games, seen = [], {}
     for path, split in pairs:
         check_game_path(path, f"the {split} game list")

@@ -24,7 +24,8 @@ from star.config import section
 from star.data.cache import open_cache
 from star.data.soccernet import CAPTION_LABELS, load_labels
 from star.errors import InputError
-from star.features.extract import clip_frame_indices, clip_window, preprocess
+from star.features.clips import clip_frame_indices, preprocess
+from star.features.pptimesformer import clip_window
 
 CLASSES = ("background", *CAPTION_LABELS)
 READ_CHUNK = 256  # frames read from a cache at a time
@@ -90,7 +91,7 @@ def train(model, frames: np.ndarray, index: np.ndarray, labels: np.ndarray, cfg:
     import paddle
     import paddle.nn.functional as F
 
-    from star.features.extract import to_clips
+    from star.features.clips import to_clips
 
     rng = np.random.default_rng(seed)
     probabilities = balanced_probabilities(labels)

@@ -17,14 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from star.config import IMPORTED, section
+from star import registry
+from star.config import section
 from star.data.cache import CacheWriter, open_cache
 from star.data.soccernet import load_labels
 from star.errors import InputError
 
 CHUNK_ROWS = 512
 LONGEST_HALF_S = 3600   # SoccerNet half videos last 45-50 min (55 at most): rows covering more are at another rate
-ENCODERS = IMPORTED  # baidu, resnet, resnet_pca512, c3d, c3d_pca512, i3d, i3d_pca512
+ENCODERS = registry.imported_encoders()  # baidu, resnet, resnet_pca512, c3d, c3d_pca512, i3d, i3d_pca512
 
 
 class FeaturesFileError(InputError):

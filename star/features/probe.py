@@ -39,7 +39,7 @@ def half_labels(h5, labels_path: str, radius_s: float) -> np.ndarray:
 
 def mean_colours(frames_path: str, fps: float, n_rows: int) -> np.ndarray:
     """[n_rows, 3] mean RGB of the frame nearest each feature row's time (row i at i / fps)."""
-    from star.features.extract import nearest_frames
+    from star.features.clips import nearest_frames
 
     with open_cache(frames_path, "frames") as h5:
         n = len(h5["times"])

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from star import registry
 from star.data.games import Game
 from star.data.soccernet import CAPTION_LABELS
 from star.provenance import code_hash, record, write_text_atomic
@@ -61,13 +62,14 @@ def nms(scores: np.ndarray, window_s: float, threshold: float, fps: float = 1.0)
     return kept
 
 
-SELECTIONS = ("max_class", "per_label", "background")
-METHOD_SELECTION = {"sdvc": "per_label", "delta": "max_class", "star": "max_class"}  # each method's own code
+SELECTIONS = registry.SELECTIONS
+
+
 
 
 def selection_rule(section: dict, method: str) -> str:
     """The spot selection of `method` under the spotting config (null = the method's own)."""
-    return section.get("selection") or METHOD_SELECTION[method]
+    return section.get("selection") or registry.method(method).selection  # null: each method's own code's
 
 
 def greedy_windows(scores: np.ndarray, window: float, threshold: float) -> list[int]:

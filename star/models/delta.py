@@ -24,7 +24,6 @@ from torch import nn
 
 from star.models.decoder_config import DecoderConfig
 from star.models.perceiver import sinusoidal_embedding
-from star.data.soccernet import SPOTTING_CLASSES as N_CLASSES
 
 if TYPE_CHECKING:
     from star.train.batch import Batch
@@ -75,10 +74,10 @@ class QueryDecoder(nn.Module):
 
 
 class DeltaSpotter(nn.Module):
-    def __init__(self, cfg: DeltaConfig, feature_dim: int):
+    def __init__(self, cfg: DeltaConfig, feature_dim: int, n_classes: int):
         super().__init__()
         self.encode = QueryDecoder(cfg, feature_dim)
-        self.classify = nn.Linear(cfg.width, N_CLASSES)
+        self.classify = nn.Linear(cfg.width, n_classes)
 
     def forward(self, batch: Batch) -> torch.Tensor:
         """-> logits [B, 1 + n_labels], background first."""

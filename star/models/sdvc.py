@@ -25,7 +25,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from star.data.soccernet import SPOTTING_CLASSES as N_CLASSES
 from star.models.netvlad import NetVLAD
 from star.models.vocab import WordVocab
 
@@ -83,11 +82,11 @@ class SDVCEncoder(nn.Module):
 
 
 class SDVCSpotter(nn.Module):
-    def __init__(self, cfg: SDVCConfig, feature_dim: int):
+    def __init__(self, cfg: SDVCConfig, feature_dim: int, n_classes: int):
         super().__init__()
         self.encode = SDVCEncoder(cfg, feature_dim)
         self.dropout = nn.Dropout(cfg.dropout)
-        self.classify = nn.Linear(self.encode.out_dim, N_CLASSES)
+        self.classify = nn.Linear(self.encode.out_dim, n_classes)
 
     def forward(self, batch: Batch) -> torch.Tensor:
         """-> logits [B, 1 + n_labels], background first."""

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from star.data.soccernet import SPOTTING_CLASSES as N_CLASSES
 from star.models.context import GlobalContextCapturer
 from star.models.decoder_config import DecoderConfig
 from star.models.hashgrid import PositionEncoder
@@ -135,10 +134,10 @@ class STaRBase(nn.Module):
 
 
 class STaRSpotter(STaRBase):
-    def __init__(self, cfg: STaRConfig, feature_dim: int):
+    def __init__(self, cfg: STaRConfig, feature_dim: int, n_classes: int):
         super().__init__(cfg, feature_dim)
         self.context = GlobalContextCapturer(feature_dim, cfg.dim, **self.capturer_args())
-        self.head = nn.Sequential(nn.LayerNorm(cfg.dim), nn.Dropout(cfg.dropout), nn.Linear(cfg.dim, N_CLASSES))
+        self.head = nn.Sequential(nn.LayerNorm(cfg.dim), nn.Dropout(cfg.dropout), nn.Linear(cfg.dim, n_classes))
 
     def forward(self, batch: Batch, global_latents: torch.Tensor | None = None) -> torch.Tensor:
         """-> logits [B, 1 + n_labels], background first."""

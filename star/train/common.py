@@ -30,6 +30,7 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 from star import config as star_config
+from star import registry
 from star.data.cache import open_cache
 from star.data.games import read_manifest
 from star.errors import InputError
@@ -49,7 +50,7 @@ class ModelFileError(InputError):
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--method", required=True, choices=["sdvc", "delta", "star"], help="the method to train")
+    parser.add_argument("--method", required=True, choices=list(registry.METHODS), help="the method to train")
     parser.add_argument("--variant", default="default",
                         help="ablation of STaR: default, or '-'-joined noglobal, nopos, blurK (e.g. blur10-nopos)")
     parser.add_argument("--manifest", type=Path, required=True, help="games manifest (results/dataset/games.tsv)")
@@ -96,7 +97,7 @@ def method_config(cfg: dict, method: str, variant: str = "default"):
     model = cfg["model"]
     base = model_config(method, model["preset"])
     overrides = parse_variant(variant)
-    if overrides and method != "star":
+    if overrides and not registry.method(method).variants:
         raise InputError(f"variant {variant!r} is an ablation of STaR; {method} has only the default")
     if hasattr(base, "global_stride"):
         overrides["global_stride"] = model["global_stride"]
@@ -159,9 +160,10 @@ def feature_statistics(halves: list[Half]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def caption_tokenizer(method: str, model_cfg, captions: list[str], cfg: dict):
-    """SDVC: a word vocabulary of the train captions; Delta and STaR: GPT-2's BPE when GPT-2 is loaded or the
-    preset is `paper`, else a byte-level BPE learned on the train captions."""
-    if method == "sdvc":
+    """The method's tokenizer kind (star/registry.py): `words` (SDVC) a word vocabulary of the train captions;
+    `bpe` (Delta, STaR) GPT-2's BPE when GPT-2 is loaded or the preset is `paper`, else a byte-level BPE learned
+    on the train captions."""
+    if registry.method(method).tokenizer == "words":
         return importlib.import_module("star.models.vocab").WordVocab.build(captions, model_cfg.min_word_freq)
     # by name: the spotting stages share this module and must not hash (or import) the decoder behind it
     make_tokenizer = importlib.import_module("star.models.tokenizer").make_tokenizer
@@ -189,9 +191,15 @@ def read_tokenizer(kind: str, files: dict[str, bytes], where: Path):
         return getattr(importlib.import_module(TOKENIZERS[kind]), kind).load(tmp)
 
 
-def build_model(stage: str, method: str, model_cfg, feature_dim: int, tokenizer=None) -> torch.nn.Module:
+def n_classes(cfg: dict) -> int:
+    """A spotter's outputs: background, then the dataset's event labels."""
+    return 1 + len(registry.classes(cfg["dataset"]["source"]))
+
+
+def build_model(stage: str, method: str, model_cfg, feature_dim: int, tokenizer=None,
+                classes: int | None = None) -> torch.nn.Module:
     if stage == "spotting":
-        return build_spotter(method, model_cfg, feature_dim)
+        return build_spotter(method, model_cfg, feature_dim, classes)
     return build_captioner(method, model_cfg, feature_dim, tokenizer)
 
 
@@ -211,13 +219,13 @@ def untied(state: dict) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
 
 def save_model(path: Path, model: torch.nn.Module, *, stage: str, method: str, variant: str, preset: str,
                model_cfg, feature_dim: int, fps: float, encoder: str, norm, tokenizer, provenance: dict,
-               training: dict) -> None:
+               training: dict, classes: int | None = None) -> None:
     """One safetensors file: weights, standardisation and tokenizer files as tensors, the rest as JSON metadata."""
     tensors, aliases = untied(model.state_dict())
     meta = {"format": MODEL_FORMAT, "stage": stage, "method": method, "variant": variant, "preset": preset,
             "config": dataclasses.asdict(model_cfg), "feature_dim": feature_dim, "fps": fps, "encoder": encoder,
             "tokenizer": None if tokenizer is None else type(tokenizer).__name__, "provenance": provenance,
-            "training": training, "tied": aliases}
+            "training": training, "tied": aliases, "n_classes": classes}
     if norm is not None:
         tensors.update({"norm.mean": torch.from_numpy(norm[0]), "norm.std": torch.from_numpy(norm[1])})
     if tokenizer is not None:
@@ -276,7 +284,8 @@ def load_model(path: str | Path, stage: str, device: torch.device | str = "cpu")
     files = {k.removeprefix("tokenizer."): v.numpy().tobytes() for k, v in tensors.items()
              if k.startswith("tokenizer.")}
     tokenizer = None if content["tokenizer"] is None else read_tokenizer(content["tokenizer"], files, path)
-    model = build_model(stage, content["method"], model_cfg, content["feature_dim"], tokenizer)
+    model = build_model(stage, content["method"], model_cfg, content["feature_dim"], tokenizer,
+                        content.get("n_classes"))
     state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
     state.update({name: state[kept] for name, kept in content.get("tied", {}).items() if kept in state})
     try:

@@ -24,7 +24,8 @@ from star.errors import InputError
 from star.provenance import code_hash, record, write_text_atomic
 from star.models import stage_module
 from star.train.common import (TOKENIZERS, build_model, caption_tokenizer, feature_statistics, fingerprint,
-                               method_config, model_inputs, read_config, save_model, source_stamps, split_halves)
+                               method_config, model_inputs, n_classes, read_config, save_model, source_stamps,
+                               split_halves)
 from star.train.datasets import CacheReader, CaptioningDataset, Collate, HalfGroups, SpottingDataset, block_halves
 from star.train.loop import captioning_loss, fit, pick_device, seed_everything, setup_distributed, spotting_loss
 
@@ -82,7 +83,8 @@ def train_stage(args: argparse.Namespace, stage: str) -> int:
     collate = Collate(tokenizer, cfg["captioning"]["max_tokens"])
 
     seed_everything(seed)
-    model = build_model(stage, args.method, model_cfg, dim, tokenizer)
+    classes = n_classes(cfg) if stage == "spotting" else None
+    model = build_model(stage, args.method, model_cfg, dim, tokenizer, classes)
     code = stage_code(stage, args.method)
     used = {k: cfg[k] for k in ("seed", "model", stage)} | {"dataset": cfg["dataset"]}
     checkpoint = args.out.with_name(args.out.name + ".ckpt")
@@ -99,7 +101,7 @@ def train_stage(args: argparse.Namespace, stage: str) -> int:
     save_model(args.out, model, stage=stage, method=args.method, variant=args.variant,
                preset=cfg["model"]["preset"], model_cfg=model_cfg, feature_dim=dim, fps=fps,
                encoder=str(args.features.name), norm=None if inputs.mean is None else (inputs.mean, inputs.std),
-               tokenizer=tokenizer, provenance=provenance, training=curve)
+               tokenizer=tokenizer, provenance=provenance, training=curve, classes=classes)
     checkpoint.unlink(missing_ok=True)
     report = {**provenance, "window": inputs.window, "train_samples": len(train_set),
               "valid_samples": len(valid_set), "parameters": sum(p.numel() for p in model.parameters()),

@@ -18,6 +18,7 @@ sys.path.insert(
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 from star import config as star_config
+from star import registry
 from star import resources as star_resources
 from star.data.games import list_games
 from star.provenance import code_hash
@@ -38,7 +39,7 @@ SPLIT_IDS = {
     s: [g.id for g in GAMES.values() if g.split == s]
     for s in ("train", "valid", "test")
 }
-SYNTHETIC = config["dataset"]["source"] == "synthetic"
+SYNTHETIC = registry.dataset(config["dataset"]["source"]).synthetic
 PP = config["features"]["pptimesformer"]
 POSITIONS = config["positions"]
 
@@ -159,7 +160,9 @@ def data_targets():
 
 # --- Features ------------------------------------------------------------------------------------------------------
 PP_WEIGHTS = PP["weights"] or f"results/encoder/pptimesformer_{PP['preset']}.pdparams"
-IMPORTED = [e for e in config["features"]["encoders"] if e != "pptimesformer"]
+IMPORTED = [
+    e for e in config["features"]["encoders"] if registry.encoder(e).kind == "imported"
+]
 
 
 def labels_of(split):
@@ -188,7 +191,7 @@ def probe_frames(split):
     def inputs(w):
         return (
             halves_of(split, "results/frames/{game}/{half}.h5")
-            if w.encoder == "pptimesformer"
+            if registry.encoder(w.encoder).kind == "video"
             else []
         )
 
@@ -236,7 +239,7 @@ from star.train.common import TOKENIZERS, parse_variant, spotting_variant
 from star.train.stage import stage_code as train_code
 
 METHODS = config["methods"]
-METHOD_NAMES = {"sdvc": "SDVC", "delta": "Delta", "star": "STaR"}
+METHOD_NAMES = {name: m.display for name, m in registry.METHODS.items()}
 ENCODERS = config["features"]["encoders"]
 TABLES = config["tables"]
 TABLE_ENCODER = TABLES["encoder"] or ENCODERS[0]
@@ -248,7 +251,7 @@ SPOTTING_DIR, CAPTIONING_DIR = MODEL_DIR.format(stage="spotting"), MODEL_DIR.for
 
 
 wildcard_constraints:
-    method="sdvc|delta|star",
+    method="|".join(map(re.escape, registry.METHODS)),
     encoder="|".join(map(re.escape, ENCODERS)),
     variant="default|[a-z0-9]+(-[a-z0-9]+)*",
 
@@ -261,7 +264,11 @@ def stage_json(stage):
                 "seed": config["seed"],
                 "model": config["model"],
                 stage: config[stage],
-                "dataset": {"halves": HALVES, "labels": LABELS},
+                "dataset": {
+                    "source": config["dataset"]["source"],
+                    "halves": HALVES,
+                    "labels": LABELS,
+                },
             }
         )
     )
@@ -273,8 +280,10 @@ def stage_code(stage):
 
 
 def uses_positions(method, variant):
-    """Only STaR reads positions (its SSS), unless the variant drops them."""
-    return method == "star" and "use_positions" not in parse_variant(variant)
+    """Whether the method reads positions (STaR's SSS), unless the variant drops them."""
+    return registry.method(method).positions and "use_positions" not in parse_variant(
+        variant
+    )
 
 
 def train_inputs(w):
@@ -362,23 +371,14 @@ def captioning_infer_args(w, input):
 
 
 # --- Evaluation and tables -----------------------------------------------------------------------------------------
-ENCODER_NAMES = {
-    "pptimesformer": "PP-TimesFormer",
-    "baidu": "Baidu",
-    "resnet": "ResNET",
-    "resnet_pca512": "ResNET-PCA512",
-    "c3d": "C3D",
-    "c3d_pca512": "C3D-PCA512",
-    "i3d": "I3D",
-    "i3d_pca512": "I3D-PCA512",
-}
+ENCODER_NAMES = {name: e.display for name, e in registry.ENCODERS.items()}
 YES, NO = "✓", "×"
 
 
 def encoder_fps(encoder):
     fps = (
         config["decode"]["fps"]
-        if encoder == "pptimesformer"
+        if registry.encoder(encoder).kind == "video"
         else config["features"]["import"][encoder]["fps"]
     )
     return f"{fps:g}"
@@ -402,7 +402,7 @@ def row_meta(w, anchors=None):
         f"--method {METHOD_NAMES[w.method]} --encoder {shlex.quote(ENCODER_NAMES.get(w.encoder, w.encoder))}"
         f" --fps {encoder_fps(w.encoder)} --meta anchors={anchors or w.anchors}"
     )
-    if w.method == "star":
+    if registry.method(w.method).variants:
         switches = parse_variant(w.variant)
         mark = lambda on: YES if on else NO
         meta += (

@@ -47,9 +47,9 @@ rule features_extract:
         mem_mb=mem_mb("features_extract"),
     params:
         cfg=section_json("features", "pptimesformer"),
-        code=code_hash("star.features.extract"),
+        code=code_hash("star.features.extract", "star.features.pptimesformer"),
     shell:
-        "MKL_DEBUG_CPU_TYPE=5 star features-extract --frames {input.frames:q} --weights {input.weights:q}"
+        "MKL_DEBUG_CPU_TYPE=5 star features-extract --encoder pptimesformer --frames {input.frames:q} --weights {input.weights:q}"
         " --out {output.features:q} --threads {threads} --config {params.cfg:q} > {log:q} 2>&1"
 
 

@@ -52,7 +52,10 @@ PRESET_CONFIG = {
     "tiny": {},  # the schema's defaults are the embedded world's
     "paper": {
         "spotting": {"selection": None, "nms_window_s": 30, "threshold": 0.7, "train": PAPER_TRAIN},
-        "captioning": {"max_tokens": 100, "train": PAPER_TRAIN},
+        "captioning": {"max_tokens": 100, "train": PAPER_TRAIN,
+                       # end-to-end methods: the same protocol (15 epochs of the paper's optimiser), whole clips
+                       "dense": {"train": {"batch_size": 16, "lr": 5e-5, "warmup_steps": 0, "eval_every": None,
+                                           "max_valid_samples": 2000}}},
     },
 }
 

@@ -157,6 +157,8 @@ register_method(Method("delta", "Delta", "two_stage", "star.models.delta:DeltaCo
 register_method(Method("star", "STaR", "two_stage", "star.models.star:STaRConfig",
                        spotter="star.models.star:STaRSpotter", captioner="star.models.star_captioner:STaRCaptioner",
                        positions=True, variants=True))
+register_method(Method("pdvc", "PDVC", "dense", "star.models.pdvc:PDVCConfig", model="star.models.pdvc:PDVC",
+                       tokenizer="words"))
 
 # ---- encoders ----------------------------------------------------------------------------------------------------
 register_encoder(Encoder("pptimesformer", "PP-TimesFormer", "video",

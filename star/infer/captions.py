@@ -7,6 +7,9 @@ official `results_dense_captioning.json`.
 
     ... --labels <root>/<game path>/Labels-caption.json     instead of --spots: ground-truth anchors (Table 4)
 
+A model of an end-to-end ("dense") method (PDVC, Vid2Seq) reads neither: it finds the events itself
+(star.infer.dense), and ground-truth anchors are not offered for it.
+
 Features, positions and spots are given per half, in the same order. Each anchor's window is captioned with the
 captioner's `generate` (beam search, `captioning.beam_size`); a prediction takes the spot's label and confidence
 (ground-truth anchors: the annotation's label, confidence 1). Spotting keeps at least one spot per half, so every
@@ -22,12 +25,14 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from star import registry
 from star.data.cache import cache_attrs
 from star.data.games import Game
 from star.data.jsonio import read_json_object
 from star.data.soccernet import load_labels
 from star.errors import InputError
 from star.eval.dvc import write_predictions
+from star.infer.dense import dense_predictions
 from star.train.common import inputs_of, load_model, read_config
 from star.train.datasets import CacheReader, CaptioningDataset, Collate, Half, feature_attrs
 from star.train.loop import pick_device
@@ -95,7 +100,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--game-path", required=True, help="the game's path in the SoccerNet tree (UrlLocal)")
     parser.add_argument("--features", type=Path, nargs="+", required=True, help="features cache of each half")
     parser.add_argument("--positions", type=Path, nargs="*", help="positions cache of each half, same order")
-    anchors_from = parser.add_mutually_exclusive_group(required=True)
+    anchors_from = parser.add_mutually_exclusive_group()  # one of them for a two-stage method, none for a dense one
     anchors_from.add_argument("--spots", type=Path, nargs="+", help="spots JSON of each half, same order")
     anchors_from.add_argument("--labels", type=Path, help="Labels-caption.json: caption the ground-truth anchors")
     parser.add_argument("--out", type=Path, required=True, help="results_dense_captioning.json to write")
@@ -110,7 +115,16 @@ def run(args: argparse.Namespace) -> int:
     device = pick_device(cfg["model"]["device"])
     model, content = load_model(args.model, "captioning", device)
     halves = game_halves(args)
-    predictions = caption_anchors(model, content, halves, anchors(args, halves), section, device)
+    if registry.method(content["method"]).kind == "dense":
+        if args.spots or args.labels:
+            raise InputError(f"{args.model}: {content['method']} finds its own events; it takes no --spots or "
+                             "--labels (ground-truth anchors are for two-stage methods)")
+        predictions = dense_predictions(model, content, [(h.half, h.features) for h in halves],
+                                        section["max_tokens"], device)
+    else:
+        if not (args.spots or args.labels):
+            raise InputError(f"{args.model}: a {content['method']} captioner needs --spots or --labels")
+        predictions = caption_anchors(model, content, halves, anchors(args, halves), section, device)
     write_predictions(args.out, args.game_path, predictions)
     print(f"star captioning-infer: {len(predictions)} captions -> {args.out}")
     if predictions:

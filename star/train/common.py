@@ -34,7 +34,7 @@ from star import registry
 from star.data.cache import open_cache
 from star.data.games import read_manifest
 from star.errors import InputError
-from star.models import build_captioner, build_spotter, model_config
+from star.models import build_captioner, build_dense, build_spotter, model_config
 from star.provenance import atomic_path
 from star.train.datasets import Half, Inputs, feature_attrs, load_halves
 
@@ -200,6 +200,8 @@ def build_model(stage: str, method: str, model_cfg, feature_dim: int, tokenizer=
                 classes: int | None = None) -> torch.nn.Module:
     if stage == "spotting":
         return build_spotter(method, model_cfg, feature_dim, classes)
+    if registry.method(method).kind == "dense":  # the whole model stands in the captioner's place
+        return build_dense(method, model_cfg, feature_dim, tokenizer)
     return build_captioner(method, model_cfg, feature_dim, tokenizer)
 
 

@@ -20,6 +20,7 @@ import time
 import numpy as np
 import torch
 
+from star import registry
 from star.errors import InputError
 from star.provenance import code_hash, record, write_text_atomic
 from star.models import stage_module
@@ -35,7 +36,8 @@ def stage_code(stage: str, method: str) -> str:
     captioning, the tokenizers (models and tokenizers are imported by name, so they are named here; a spotter's hash
     leaves out what only captioning runs: the tokenizers and the GPT-2 decoder)."""
     tokenizers = list(TOKENIZERS.values()) if stage == "captioning" else []
-    return code_hash(f"star.train.{stage}", stage_module(method, stage), *tokenizers)
+    dense = ["star.train.dense"] if stage == "captioning" and registry.method(method).kind == "dense" else []
+    return code_hash(f"star.train.{stage}", stage_module(method, stage), *tokenizers, *dense)
 
 
 def datasets(stage: str, cfg: dict, train, valid, inputs, reader, seed: int):

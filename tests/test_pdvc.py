@@ -86,7 +86,7 @@ def clips_and_vocab():
     samples = []
     for centres, labels in (([10.0, 40.0], ["corner", "whistle"]), ([25.0], ["y-card"])):
         x = rng.normal(size=(60, 16)).astype(np.float32) * 0.1
-        for k, (c, label) in enumerate(zip(centres, labels, strict=True)):
+        for k, c in enumerate(centres):
             x[int(c) - 2:int(c) + 3, 1 + k] += 3.0   # each event shows in the features around it
         samples.append({"features": x, "mask": np.ones(60, bool), "centre": np.array(centres, np.float32),
                         "label": np.array([["corner", "y-card", "whistle"].index(la) for la in labels]),
@@ -146,7 +146,8 @@ FAST = {"steps": 6, "batch_size": 4, "eval_every": 3, "warmup_steps": 1}
 def trained(tmp_path_factory):
     """A tiny PDVC trained for a few steps on the miniature dataset through `star captioning-train`."""
     store = write_store(tmp_path_factory.mktemp("store"))
-    cfg = json.dumps({"captioning": {"dense": {"train": FAST}, "train": {"checkpoint_every": 3}, "max_tokens": 12}, "model": {"preset": "tiny"}})
+    cfg = json.dumps({"captioning": {"dense": {"train": FAST}, "train": {"checkpoint_every": 3}, "max_tokens": 12},
+                      "model": {"preset": "tiny"}})
     out = store["root"] / "models"
     assert main(["captioning-train", "--method", "pdvc", "--manifest", str(store["manifest"]),
                  "--labels-root", str(store["labels_root"]), "--features", str(store["features"]), "--config", cfg,

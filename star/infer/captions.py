@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"{args.model}: {content['method']} finds its own events; it takes no --spots or "
                              "--labels (ground-truth anchors are for two-stage methods)")
         predictions = dense_predictions(model, content, [(h.half, h.features) for h in halves],
-                                        section["max_tokens"], device)
+                                        section["max_tokens"], device, cfg["dataset"]["source"])
     else:
         if not (args.spots or args.labels):
             raise InputError(f"{args.model}: a {content['method']} captioner needs --spots or --labels")

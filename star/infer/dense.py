@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from star.data.cache import open_cache
-from star.data.soccernet import CAPTION_LABELS
+from star import registry
 from star.errors import InputError
 from star.models.dense import Event, clip_starts, merge_events
 
@@ -59,13 +59,14 @@ def half_events(model, model_cfg, features: np.ndarray, fps: float, max_tokens: 
 
 
 def dense_predictions(model, content: dict, halves: list[tuple[int, str]], max_tokens: int,
-                      device: torch.device) -> list[dict]:
+                      device: torch.device, dataset: str = "synthetic") -> list[dict]:
     """Official-format predictions (half, seconds, label, confidence, comment) of (half number, features cache)
-    pairs; captions of at most `max_tokens` tokens."""
+    pairs; captions of at most `max_tokens` tokens; labels named by `dataset`'s caption labels."""
+    classes = registry.classes(dataset)
     out = []
     for number, path in halves:
         features, fps = half_features(path, content)
         for e in half_events(model, content["model_cfg"], features, fps, max_tokens, device):
             out.append({"half": number, "seconds": int(e.centre_s), "confidence": round(e.confidence, 6),
-                        "label": "comments" if e.label is None else CAPTION_LABELS[e.label], "comment": e.caption})
+                        "label": "comments" if e.label is None else classes[e.label], "comment": e.caption})
     return out

@@ -7,7 +7,7 @@ whose event queries are decoded in parallel into segments, an event count and ca
     layer refines the segment, "box refine") -> heads on the queries: event or not (focal), segment (centre,
     length), caption (an LSTM fed the query's feature with every word: PDVC's "light" captioner), and over all
     queries the event counter (how many events the clip holds).
-    Ours, not PDVC's: a label head (SoccerNet's 13 caption labels) so the spotting metrics get a label.
+    Ours, not PDVC's: a label head (the dataset's caption labels) so the spotting metrics get a label.
 
 Training: per clip, the last layer's queries are matched to the clip's events by the Hungarian algorithm
 (star.models.set_loss, costs: focal classification, L1, GIoU); every decoder layer adds classification, L1 and GIoU
@@ -28,7 +28,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from star.data.soccernet import CAPTION_LABELS
 from star.models.deformable import (DeformableAttention, encoder_references, sine_positions, valid_ratios)
 from star.models.dense import DenseBatch, Event
 from star.models.set_loss import (MatchCosts, generalized_iou, hungarian_match, segments_to_bounds,
@@ -55,6 +54,7 @@ class PDVCConfig:
     dropout: float = 0.1
     queries: int = 10
     max_events: int = 10            # the counter's largest class
+    labels: int = 13                # label head classes: the dataset's caption labels (set by training)
     # captioner ("light": an LSTM fed the query's feature and the previous word)
     rnn_hidden: int = 512
     word_emb: int = 512
@@ -216,7 +216,7 @@ class PDVC(nn.Module):
         self.classify = nn.ModuleList(nn.Linear(cfg.width, 1) for _ in range(cfg.dec_layers))
         self.segment = nn.ModuleList(mlp(cfg.width, 2) for _ in range(cfg.dec_layers))
         self.count = nn.Linear(cfg.width, cfg.max_events + 1)
-        self.label = nn.Linear(cfg.width, len(CAPTION_LABELS))
+        self.label = nn.Linear(cfg.width, cfg.labels)
         self.captioner = CaptionLSTM(cfg, vocab)
         self.costs = MatchCosts(cfg.cost_class, cfg.cost_l1, cfg.cost_giou, cfg.focal_alpha, cfg.focal_gamma)
         for head in self.classify:  # prior P(event) = 0.01, as DETR-style detectors start

@@ -13,13 +13,14 @@ report and step log as `star captioning-train` does for a captioner.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 
 import numpy as np
 import torch
 
-from star.data.soccernet import CAPTION_LABELS
+from star import registry
 from star.errors import InputError
 from star.models.dense import ClipEvents, DenseBatch, clip_starts
 from star.provenance import record, write_text_atomic
@@ -33,8 +34,8 @@ class ClipDataset(torch.utils.data.Dataset):
     """Clips of `clip` samples every `stride` samples of each half, with the annotations inside each."""
 
     def __init__(self, halves: list[Half], inputs: Inputs, clip: int, stride: int, event_s: float,
-                 reader: CacheReader | None = None):
-        self.halves, self.inputs, self.clip, self.event_s = halves, inputs, clip, event_s
+                 classes: tuple[str, ...], reader: CacheReader | None = None):
+        self.halves, self.inputs, self.clip, self.event_s, self.classes = halves, inputs, clip, event_s, classes
         self.reader = reader or CacheReader()
         self.items = [(h, start) for h, half in enumerate(halves) for start in clip_starts(half.length, clip, stride)]
 
@@ -54,7 +55,7 @@ class ClipDataset(torch.utils.data.Dataset):
             centre = a.seconds * half.fps - start
             if 0 <= centre < self.clip:
                 centres.append(centre)
-                labels.append(CAPTION_LABELS.index(a.label))
+                labels.append(self.classes.index(a.label))
                 captions.append(a.anonymized)
         order = np.argsort(centres, kind="stable")
         return {"features": features, "mask": mask, "centre": np.asarray(centres, np.float32)[order],
@@ -110,7 +111,10 @@ def train_dense(args: argparse.Namespace, code: str) -> int:
         raise InputError(f"variant {args.variant!r} is an ablation of STaR; {args.method} has only the default")
     dist = setup_distributed()
     device = pick_device(cfg["model"]["device"], dist)
+    classes = registry.classes(cfg["dataset"]["source"])
     model_cfg = method_config(cfg, args.method)
+    if hasattr(model_cfg, "labels"):  # a label head over the dataset's caption labels
+        model_cfg = dataclasses.replace(model_cfg, labels=len(classes))
     train, valid = split_halves(args, cfg, "train"), split_halves(args, cfg, "valid")
     fps, dim = train[0].fps, train[0].dim
     if (valid[0].fps, valid[0].dim) != (fps, dim):
@@ -121,8 +125,8 @@ def train_dense(args: argparse.Namespace, code: str) -> int:
     if cfg["model"]["standardize"]:
         inputs.mean, inputs.std = feature_statistics(train)
     reader = CacheReader(cfg["model"]["cache_mb"])
-    train_set = ClipDataset(train, inputs, clip, stride, model_cfg.event_s, reader)
-    valid_full = ClipDataset(valid, inputs, clip, stride, model_cfg.event_s, reader)
+    train_set = ClipDataset(train, inputs, clip, stride, model_cfg.event_s, classes, reader)
+    valid_full = ClipDataset(valid, inputs, clip, stride, model_cfg.event_s, classes, reader)
     keep = np.random.default_rng([seed, 1 << 20]).permutation(len(valid_full))[: train_cfg["max_valid_samples"]]
     valid_set = torch.utils.data.Subset(valid_full, np.sort(keep).tolist())
     captions = [a.anonymized for half in train for a in half.annotations]

@@ -3,7 +3,7 @@
 #
 #   snakemake --cores 8 data                 every cache of the configured dataset
 #   snakemake --cores 8 --configfile config.yaml my_experiment.yaml data
-#   snakemake --cores 8 results/table1.csv   SDVC, Delta and STaR per encoder (also table3, table4, table6)
+#   snakemake --cores 8 results/table1.csv   SDVC, Delta, STaR and PDVC per encoder (also table3, table4, table6)
 #   snakemake --cores 8 viewer               the viewer pages of the test games (results/viewer/)
 #   snakemake --report report.html           tables, figures and viewer pages of what was built
 #   snakemake --cores 8 results/diagnostics.csv   side/zone/long-range agreement, diversity, spotting confusion

@@ -187,3 +187,26 @@ def test_a_spotter_is_not_built_for_a_dense_method():
     with pytest.raises(ValueError, match="no separate spotter"):
         build_spotter("pdvc", PDVCConfig.tiny(), 16, 14)
     assert registry.method("star").kind == "two_stage" and len(EVENTS) == 3
+
+
+@pytest.mark.slow
+def test_pdvc_plans_through_the_workflow_without_a_spotter(tmp_path):
+    """A dry run of Tables 1 and 4 with SDVC and PDVC: PDVC trains one model and captions the test game from its own
+    events (no spotting job, no spots read), gives a Table 1 row and no Table 4 row; its gt anchors are refused."""
+    import yaml
+
+    from tests.conftest import TINY, snakemake
+    from tests.test_workflow import planned_jobs
+
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump({**TINY, "methods": ["pdvc"]}))
+    proc = snakemake(tmp_path, "-n", "-p", "results/table1.csv")
+    jobs = planned_jobs(proc)
+    assert "spotting_train" not in jobs and "spotting_infer" not in jobs and "plot_spotting" not in jobs
+    assert {k: jobs[k] for k in ("captioning_train", "captioning_infer", "evaluate_captions")} == {
+        "captioning_train": 1, "captioning_infer": 1, "evaluate_captions": 1}
+    assert "--spots" not in proc.stdout.split("star captioning-infer", 1)[1].split("\n", 1)[0]
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump({**TINY, "methods": ["sdvc", "pdvc"]}))
+    table4 = planned_jobs(snakemake(tmp_path, "-n", "results/table4.csv"))
+    assert (table4["captioning_train"], table4["evaluate_captions"], table4["evaluate_captioning_subtask"]) == (1, 1, 1)
+    refused = snakemake(tmp_path, "-n", "results/metrics/pdvc/pptimesformer/default/gt@5.json", check=False)
+    assert refused.returncode != 0 and "ground-truth anchors" in refused.stdout + refused.stderr

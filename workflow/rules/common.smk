@@ -338,8 +338,21 @@ GAME_IDS = {g.path: g.id for g in GAMES.values()}
 PREDICTIONS = "results_dense_captioning.json"
 
 
+def dense(method):
+    """An end-to-end method (PDVC): one model, no spotter; its `spots` anchors are its own events."""
+    return registry.method(method).kind == "dense"
+
+
+# Table 4 and the diagnostics caption ground-truth anchors: two-stage methods only
+TWO_STAGE = [m for m in METHODS if not dense(m)]
+
+
 def captioning_infer_inputs(w):
     game = GAME_IDS[w.gamepath]
+    if dense(w.method) and w.anchors == "gt":
+        raise WorkflowError(
+            f"{w.method} finds its own events: ground-truth anchors (gt) are for two-stage methods"
+        )
     inputs = {
         "model": f"results/captioning/{w.method}/{w.encoder}/{w.variant}/model.safetensors",
         "features": [f"results/features/{w.encoder}/{game}/{h}.h5" for h in HALVES],
@@ -350,7 +363,7 @@ def captioning_infer_inputs(w):
         ]
     if w.anchors == "gt":
         inputs["labels"] = game_file(game, LABELS)
-    else:
+    elif not dense(w.method):
         spotter = (
             f"results/spotting/{w.method}/{w.encoder}/{spotting_variant(w.variant)}"
         )
@@ -363,6 +376,8 @@ def captioning_infer_args(w, input):
     args = f"--features {quoted(input.features)}"
     if "positions" in input.keys():
         args += f" --positions {quoted(input.positions)}"
+    if dense(w.method):
+        return args
     return args + (
         f" --labels {shlex.quote(input.labels)}"
         if w.anchors == "gt"
@@ -434,7 +449,7 @@ TABLE_FILES = {
     "table3": table3_files(),
     "table4": [
         metrics_file(m, TABLE_ENCODER, "default", "gt", window)
-        for m in METHODS
+        for m in TWO_STAGE
         for window in ("captioning", 5)
     ],
     "table6": [
@@ -457,7 +472,7 @@ TABLE_COLUMNS = {
 
 
 # --- Diagnostics: every method, and STaR's Table 6 variants ------------------------------------------------------
-DIAGNOSTIC_RUNS = {METHOD_NAMES[m]: (m, "default") for m in METHODS}
+DIAGNOSTIC_RUNS = {METHOD_NAMES[m]: (m, "default") for m in TWO_STAGE}
 if "star" in METHODS:
     for _g, _p in ((False, True), (True, False), (False, False)):
         _switches = ", ".join(s for s, on in (("no G.", _g), ("no P.", _p)) if not on)
@@ -492,15 +507,16 @@ def table_figures(table):
         figures.add(
             f"results/plots/training/captioning/{method}/{encoder}/{variant}.png"
         )
-        if anchors == "spots":
+        if anchors == "spots" and not dense(method):
             figures.add(
                 f"results/plots/training/spotting/{method}/{encoder}/{spotter}.png"
             )
         if table == "table1":
             for game in SPLIT_IDS["test"]:
-                figures.add(
-                    f"results/plots/spotting/{method}/{encoder}/{spotter}/{game}.png"
-                )
+                if not dense(method):
+                    figures.add(
+                        f"results/plots/spotting/{method}/{encoder}/{spotter}/{game}.png"
+                    )
                 figures.add(f"results/viewer/{method}/{encoder}/{variant}/{game}.html")
     if table == "table1":
         figures |= {f"results/plots/probe/{encoder}.png" for encoder in ENCODERS}
@@ -522,5 +538,8 @@ def built_tables():
 
 
 def spots_of(method, encoder, variant, game):
+    # no spotter: the viewer shows a dense method's captions without a confidence curve
+    if dense(method):
+        return []
     spotter = f"results/spotting/{method}/{encoder}/{spotting_variant(variant)}"
     return [f"{spotter}/spots/{game}/{h}.json" for h in HALVES]

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.bench_evaluate import GT_PER_HALF, HALF_S, caption, cpu_seconds
 from star.data.soccernet import CAPTION_LABELS, format_game_time
 from star.eval.captioning import evaluate_captioning
-from star.eval.dvc import write_predictions
+from star.data.predictions import write_predictions
 
 
 def make_split(root: Path, n_games: int, seed: int) -> tuple[list[str], list[tuple[str, str]]]:

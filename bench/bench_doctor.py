@@ -16,7 +16,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from star.data.doctor import probe_video
+from star.doctor import probe_video
 
 
 def write_224p(path: Path, seconds: int) -> None:

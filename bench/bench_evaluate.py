@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from SoccerNet.Evaluation import DenseVideoCaptioning as official
 
 from star.data.soccernet import CAPTION_LABELS, format_game_time
-from star.eval.dvc import METRICS, Evaluator, f1, write_predictions
+from star.data.predictions import write_predictions
+from star.eval.dvc import METRICS, Evaluator, f1
 
 HALF_S = 2735            # SoccerNet's mean half length
 GT_PER_HALF = 39         # 7.6k ground truths over 196 halves

@@ -34,7 +34,8 @@ def write_inputs(work: Path, seconds: int, dim: int) -> Path:
     import torch
 
     from star.data.cache import write_cache
-    from star.train.common import build_model, method_config, read_config, save_model
+    from star.model_file import build_model, save_model
+    from star.train.common import method_config, n_classes, read_config
 
     rng = np.random.default_rng(0)
     features = rng.standard_normal((seconds, dim), dtype=np.float32)
@@ -45,10 +46,10 @@ def write_inputs(work: Path, seconds: int, dim: int) -> Path:
     for method, variant in METHODS.items():
         torch.manual_seed(0)
         model_cfg = method_config(cfg, method, variant)
-        model = build_model("spotting", method, model_cfg, dim)
+        model = build_model("spotting", method, model_cfg, dim, classes=n_classes(cfg))
         save_model(work / f"{method}.safetensors", model, stage="spotting", method=method, variant=variant,
                    preset="tiny", model_cfg=model_cfg, feature_dim=dim, fps=1.0, encoder="bench", norm=norm,
-                   tokenizer=None, provenance={}, training={})
+                   tokenizer=None, provenance={}, training={}, classes=n_classes(cfg))
     return path
 
 

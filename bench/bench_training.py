@@ -95,8 +95,9 @@ def setup(store: Path, games: int, run: str, global_dtype: str = "float32", work
     block of the grouped sampler (default: what the store holds)."""
     import torch
 
-    from star.train.common import (build_model, caption_tokenizer, feature_statistics, load_halves,
-                                   method_config, model_inputs, read_config)
+    from star.model_file import build_model, model_inputs
+    from star.train.common import (caption_tokenizer, feature_statistics, load_halves, method_config, n_classes,
+                                   read_config)
     from star.train.datasets import (CacheReader, CaptioningDataset, Collate, HalfGroups, SpottingDataset,
                                      block_halves)
     from star.train.loop import captioning_loss, loader, spotting_loss, step_batches
@@ -120,7 +121,7 @@ def setup(store: Path, games: int, run: str, global_dtype: str = "float32", work
     if per_batch:
         data.groups = HalfGroups(per_batch, block or block_halves(reader, halves))
     torch.manual_seed(0)
-    model = build_model(stage, method, model_cfg, DIM, tokenizer).train()
+    model = build_model(stage, method, model_cfg, DIM, tokenizer, n_classes(cfg)).train()
     batches = loader(data, Collate(tokenizer, 70), step_batches(data, BATCH, seed=0), workers, torch.device("cpu"))
     return model, loss, iter(batches), len(halves)
 

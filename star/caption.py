@@ -33,16 +33,16 @@ from star.data.cache import cache_attrs, write_cache
 from star.data.games import Game
 from star.data.jsonio import read_json_object
 from star.data.soccernet import load_labels, parse_game_time
+from star.device import pick_device
 from star.errors import InputError
-from star.eval.dvc import write_predictions
+from star.data.predictions import write_predictions
 from star.features.extract import extract_half
 from star.infer.captions import caption_anchors
 from star.infer.spots import spot_half
+from star.model_file import load_model
 from star.positions.backends import BACKENDS
 from star.provenance import record, work_dir
-from star.train.common import load_model
 from star.train.datasets import Half, feature_attrs
-from star.train.loop import pick_device
 from star.video.decode import VideoError, decode_half
 from star.viewer import HalfView, write_page, write_srt
 

@@ -27,10 +27,12 @@ from pathlib import Path
 
 from star import __version__
 from star import config as star_config
+from star import layout
 from star import registry
 from star.data.cache import cache_attrs
 from star.errors import InputError
 from star.provenance import sha256_file, sha256_text
+from star.variants import spotting_variant
 
 CONFIG, CARD, ENCODER_DIR, SPOTTING, CAPTIONING = "config.json", "README.md", "encoder", "spotting", "captioning"
 WEIGHTS = "model.safetensors"
@@ -154,10 +156,10 @@ def export_checkpoint(out: Path, results: Path, method: str, encoder: str, varia
     from safetensors.numpy import save_file
 
     from star.features.timesformer import read_weights
-    from star.train.common import read_model_file, save_pretrained, spotting_variant
+    from star.model_file import read_model_file, save_pretrained
 
-    models = {SPOTTING: results / f"spotting/{method}/{encoder}/{spotting_variant(variant)}/{WEIGHTS}",
-              CAPTIONING: results / f"captioning/{method}/{encoder}/{variant}/{WEIGHTS}"}
+    models = {SPOTTING: results / layout.model_file(SPOTTING, method, encoder, spotting_variant(variant)),
+              CAPTIONING: results / layout.model_file(CAPTIONING, method, encoder, variant)}
     missing = [str(p) for p in models.values() if not p.is_file()]
     if missing:
         raise CheckpointError(f"no trained model at {', '.join(missing)}: run `snakemake {missing[0]}` first")
@@ -178,7 +180,7 @@ def export_checkpoint(out: Path, results: Path, method: str, encoder: str, varia
         (staging / ENCODER_DIR / CONFIG).write_text(json.dumps(encoder_cfg, indent=1, sort_keys=True) + "\n")
         text = star_config.to_json(cfg)
         (staging / CONFIG).write_text(json.dumps(cfg, indent=1) + "\n")
-        metrics = results / f"metrics/{method}/{encoder}/{variant}/spots@30.json"
+        metrics = results / layout.metrics_file(method, encoder, variant, "spots", 30)
         (staging / CARD).write_text(model_card(cfg, meta, method, variant, encoder, metrics,
                                                sha256_text(text)[:16]))
         if out.exists():

@@ -19,7 +19,7 @@ USER_COMMANDS = {
     "evaluate": ("star.evaluate", "dense-captioning metrics of predictions (official semantics, reproducible)"),
     "tables": ("star.eval.tables", "CSV and Markdown tables from `star evaluate --json` metric files"),
     "download": ("star.data.download", "SoccerNet labels and features with the SoccerNet package's downloader"),
-    "doctor": ("star.data.doctor", "check a SoccerNet data root: files, feature fps and dims, timestamps, splits"),
+    "doctor": ("star.doctor", "check a SoccerNet data root: files, feature fps and dims, timestamps, splits"),
     "viewer": ("star.viewer", "a game's viewer page: video, subtitles, confidence, predicted vs ground truth"),
     "export": ("star.checkpoint", "checkpoint folder for `star caption` (safetensors + JSON) from a workflow run"),
 }

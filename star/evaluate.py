@@ -24,7 +24,9 @@ from pathlib import Path
 from star.data.soccernet import read_game_list
 from star.errors import InputError
 from star.eval.captioning import PROTOCOL, evaluate_captioning
-from star.eval.dvc import BOOTSTRAP_UNITS, LABELS_FILE, METRICS, PREDICTIONS_FILE, Evaluator, JavaError, evaluate
+from star.data.predictions import LABELS_FILE, PREDICTIONS_FILE
+from star.eval.dvc import BOOTSTRAP_UNITS, METRICS, Evaluator, evaluate
+from star.eval.java import JavaError
 from star.provenance import code_hash, record, write_text_atomic
 
 __all__ = ["Evaluator", "add_arguments", "evaluate", "run"]

@@ -19,7 +19,7 @@ from functools import cache
 from pathlib import Path
 from collections.abc import Iterator
 
-from star import __version__
+from star import __version__, registry
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 
@@ -73,6 +73,15 @@ def code_hash(*modules: str) -> str:
     for mod in sorted({m for name in modules for m in module_closure(name)}):
         digest.update(mod.encode() + b"\0" + _module_file(mod).read_bytes() + b"\0")
     return digest.hexdigest()[:16]
+
+
+def stage_code(stage: str, method: str) -> str:
+    """Hash of the code a train stage runs: its module, the module of the method's model for that stage and, for
+    captioning, the tokenizers (models and tokenizers are imported by name, so they are named here; a spotter's
+    hash leaves out what only captioning runs: the tokenizers and the GPT-2 decoder)."""
+    tokenizers = registry.tokenizer_modules() if stage == "captioning" else []
+    dense = ["star.train.dense"] if stage == "captioning" and registry.method(method).kind == "dense" else []
+    return code_hash(f"star.train.{stage}", registry.method(method).target(stage).split(":")[0], *tokenizers, *dense)
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

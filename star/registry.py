@@ -26,6 +26,8 @@ from dataclasses import dataclass
 KINDS = ("two_stage", "dense")        # spotter + captioner | one model predicting events and captions
 TOKENIZERS = ("words", "bpe", "t5")   # SDVC's word vocabulary | GPT-2's or a learned byte-level BPE | T5's
 SELECTIONS = ("max_class", "per_label", "background")
+# tokenizer classes a model file may name (class name -> "module:Class"); nothing else is ever loaded from one
+TOKENIZER_CLASSES = {"WordVocab": "star.models.vocab:WordVocab", "Tokenizer": "star.models.tokenizer:Tokenizer"}
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,11 @@ def video_encoders() -> tuple[str, ...]:
     return tuple(n for n, e in ENCODERS.items() if e.kind == "video")
 
 
+def tokenizer_modules() -> list[str]:
+    """The modules of the tokenizer classes a model file may name (imported by name: named in code hashes)."""
+    return sorted({t.split(":")[0] for t in TOKENIZER_CLASSES.values()})
+
+
 def classes(dataset_name: str) -> tuple[str, ...]:
     """The dataset's event labels (a spotter predicts background, then these)."""
     return tuple(load(dataset(dataset_name).classes))
@@ -175,7 +182,7 @@ for _name, _display, _file, _fps, _dim in (
 
 # ---- datasets ----------------------------------------------------------------------------------------------------
 register_dataset(Dataset("synthetic", "synthetic broadcast world", (1, 2), "star.data.soccernet:CAPTION_LABELS",
-                         "star.data.games:synthetic_games", synthetic=True))
+                         "star.world.games:synthetic_games", synthetic=True))
 register_dataset(Dataset("soccernet", "SoccerNet-Caption", (1, 2), "star.data.soccernet:CAPTION_LABELS",
                          "star.data.games:soccernet_games"))
 

@@ -14,7 +14,7 @@ from star.checkpoint import REQUIRED
 from star.cli import main
 from star.data.games import read_manifest
 from star.data.soccernet import load_labels
-from star.eval.dvc import load_predictions
+from star.data.predictions import load_predictions
 from star.viewer import HalfView, srt_text, write_page
 
 FAST_TRAIN = {"steps": 2, "batch_size": 8, "eval_every": 2, "checkpoint_every": 2, "warmup_steps": 1,

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from star.cli import main
-from star.eval.dvc import load_predictions
+from star.data.predictions import load_predictions
 from star.models import build_captioner, model_config
 from star.models.hashgrid import HashGridEncoding
 from star.models.tokenizer import train_bpe
-from star.train.common import load_model
+from star.model_file import load_model
 from tests.caches import write_store
 from tests.test_star_model import CAPTIONS, make_batch, tiny_config
 

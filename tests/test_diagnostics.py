@@ -9,7 +9,7 @@ import pytest
 
 from star.cli import main
 from star.eval.diagnostics import DiagnosticsError, diagnose, fact, match_spots, side, zone
-from star.eval.dvc import Caption, write_predictions
+from star.data.predictions import Caption, write_predictions
 from star.data.soccernet import format_game_time
 
 GOAL = {"what": "score", "since_s": 120.0}

@@ -9,9 +9,10 @@ import pytest
 
 from star.cli import main
 from star.data.soccernet import format_game_time
-from star.eval import dvc
-from star.eval.dvc import (CAPTION_METRICS, METRICS, Evaluator, JavaError, PredictionsError, bootstrap_ci, f1, overlaps,
-                           write_predictions)
+from star.eval import dvc, java
+from star.data.predictions import PredictionsError, load_predictions, write_predictions
+from star.eval.dvc import CAPTION_METRICS, METRICS, Evaluator, bootstrap_ci, f1, overlaps
+from star.eval.java import JavaError
 from star.eval.scorers import TextScorer, lcs_length
 
 needs_java = pytest.mark.skipif(shutil.which("java") is None, reason="java is not installed (PTB tokenizer, METEOR)")
@@ -253,14 +254,14 @@ def test_malformed_predictions_name_the_file_and_entry(tmp_path):
     path = tmp_path / "results_dense_captioning.json"
     path.write_text(json.dumps({"predictions": [{"gameTime": "1 - 00:10", "label": "comments"}]}))
     with pytest.raises(PredictionsError, match=r"results_dense_captioning.json: prediction 0 lacks \['comment'\]"):
-        dvc.load_predictions(path)
+        load_predictions(path)
     path.write_text(json.dumps({"predictions": [{"gameTime": "3 - 00:10", "label": "comments", "comment": "x"}]}))
     with pytest.raises(PredictionsError, match="prediction 0: gameTime"):
-        dvc.load_predictions(path)
+        load_predictions(path)
 
 
 def test_java_missing_says_how_to_install(monkeypatch, tmp_path):
-    monkeypatch.setattr(dvc.shutil, "which", lambda name: None)
+    monkeypatch.setattr(java.shutil, "which", lambda name: None)
     with pytest.raises(JavaError, match="apt-get install default-jre-headless"):
         Evaluator()
     games = tmp_path / "games.txt"
@@ -339,7 +340,7 @@ def test_scores_the_synthetic_world(tiny_world, tmp_path, evaluator):
     text scores are below 1: within 30 s a prediction also meets its neighbours' captions, as in the official
     evaluator); the same captions 40 s late score far worse."""
     from star.data.soccernet import load_labels
-    from star.eval.dvc import write_predictions
+    from star.data.predictions import write_predictions
 
     root = tiny_world / "results/world"
     games = [line for line in (root / "splits/test.txt").read_text().splitlines() if line]

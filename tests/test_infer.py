@@ -8,9 +8,9 @@ import pytest
 
 from star.cli import main
 from star.data.soccernet import load_labels
-from star.eval.dvc import load_predictions
+from star.data.predictions import load_predictions
 from star.infer.spots import nms
-from star.train.common import load_model
+from star.model_file import load_model
 from tests.caches import EVENTS, write_store
 
 FAST = {"steps": 4, "batch_size": 8, "eval_every": 2, "checkpoint_every": 2, "warmup_steps": 1}

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from star.cli import main
-from star.eval.dvc import load_predictions
+from star.data.predictions import load_predictions
 from star import registry
 from star.models import model_config
 from star.models.deformable import DeformableAttention, deformable_sample
@@ -18,7 +18,7 @@ from star.models.dense import Event, clip_starts, merge_events
 from star.models.pdvc import PDVC, PDVCConfig
 from star.models.set_loss import MatchCosts, generalized_iou, hungarian_match
 from star.models.vocab import WordVocab
-from star.train.common import load_model
+from star.model_file import load_model
 from star.train.dense import DenseCollate
 from tests.caches import CAPTIONS, EVENTS, write_store
 

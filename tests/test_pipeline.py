@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from star.eval.dvc import load_predictions
+from star.data.predictions import load_predictions
 from tests.conftest import REPO, snakemake
 from tests.test_workflow import planned_jobs
 

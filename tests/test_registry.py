@@ -14,7 +14,7 @@ import yaml
 from star import config as star_config
 from star import registry
 from star.cli import main
-from star.eval.dvc import load_predictions
+from star.data.predictions import load_predictions
 from tests.caches import write_store
 from tests.conftest import REPO, TINY, snakemake
 from tests.test_workflow import planned_jobs

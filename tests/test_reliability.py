@@ -17,7 +17,7 @@ from star.data.games import list_games
 from star.data.soccernet import read_game_list
 from star.provenance import atomic_path, module_closure, remove_stale_temporaries
 from star.models import stage_module
-from star.train.stage import stage_code
+from star.provenance import stage_code
 from star.video.decode import VideoError, iter_frames
 from tests.conftest import REPO, snakemake
 from tests.videos import write_video

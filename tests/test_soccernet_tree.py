@@ -16,7 +16,7 @@ import yaml
 from star.cli import main
 from star.data.games import game_id
 from star.data.soccernet import format_game_time
-from star.eval.dvc import load_predictions
+from star.data.predictions import load_predictions
 from tests.conftest import copy_workflow, snakemake
 from tests.test_pipeline import FAST
 from tests.test_workflow import planned_jobs

@@ -31,13 +31,6 @@ def game_id(path: str) -> str:
     return slug.strip("_-")
 
 
-def synthetic_games(config: dict) -> list[tuple[str, str]]:
-    """(path, split) of the synthetic world's games, planned from the config (nothing is read)."""
-    from star.world.plan import plan_games
-
-    return [(g.path, g.split) for g in plan_games(config["world"], config["seed"])]
-
-
 def soccernet_games(config: dict) -> list[tuple[str, str]]:
     """(path, split) of the games the game lists of dataset.splits name."""
     pairs = []

@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from star.data.soccernet import format_game_time, load_labels
-from star.eval.dvc import (CAPTION_METRICS, LABELS_FILE, PREDICTIONS_FILE, PredictionsError, load_predictions,
-                           percentile_interval, require_predictions, resample_counts, shared_evaluator)
+from star.data.predictions import LABELS_FILE, PREDICTIONS_FILE, PredictionsError, load_predictions, require_predictions
+from star.eval.bootstrap import percentile_interval, resample_counts
+from star.eval.dvc import CAPTION_METRICS, shared_evaluator
 
 PROTOCOL = "captioning"
 

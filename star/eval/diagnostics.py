@@ -40,8 +40,8 @@ import pandas as pd
 from star.data.jsonio import read_json_object
 from star.data.soccernet import parse_game_time, read_game_list
 from star.errors import InputError
-from star.eval.dvc import (HALVES, LABELS_FILE, PREDICTIONS_FILE, Caption, bootstrap_means, load_predictions,
-                           percentile_interval)
+from star.data.predictions import HALVES, LABELS_FILE, PREDICTIONS_FILE, Caption, load_predictions
+from star.eval.bootstrap import bootstrap_means, percentile_interval
 from star.eval.tables import markdown
 from star.provenance import atomic_path
 

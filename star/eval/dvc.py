@@ -32,13 +32,8 @@ from __future__ import annotations
 
 import atexit
 import functools
-import json
 import random
-import re
-import shutil
 import string
-import subprocess
-import threading
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -47,108 +42,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
-from star.data.soccernet import CAPTION_LABELS, format_game_time, load_labels, parse_game_time
-from star.data.jsonio import read_json_object
-from star.errors import InputError
+from star.data.predictions import HALVES, LABELS_FILE, PREDICTIONS_FILE, Caption, load_game, require_predictions
+from star.eval.bootstrap import bootstrap_means, percentile_interval
+from star.eval.java import MeteorJVM, clean, find_java, ptb_tokenize
 from star.eval.scorers import TextScorer
-from star.provenance import write_text_atomic
 
 METRICS = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr", "Recall", "Precision", "F1")
 CAPTION_METRICS = METRICS[:7]
-PREDICTIONS_FILE = "results_dense_captioning.json"
-LABELS_FILE = "Labels-caption.json"
-HALVES = (1, 2)
 BOOTSTRAP_UNITS = ("game", "half")  # what a bootstrap resample draws
-JAVA_INSTALL_HINT = ("install a Java runtime (Debian/Ubuntu: `sudo apt-get install default-jre-headless`; "
-                     "conda: `conda install -c conda-forge openjdk`) and make sure `java` is on PATH")
-
-
-class PredictionsError(InputError):
-    """Prediction files that are missing or do not follow the official `results_dense_captioning.json` format."""
-
-
-class JavaError(RuntimeError):
-    """Java is missing, or one of the Java tools (PTB tokenizer, METEOR) failed."""
-
-
-@dataclass(frozen=True)
-class Caption:
-    seconds: int    # integer video seconds inside the half, from gameTime
-    text: str
-    label: str
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# prediction files
-
-
-def write_predictions(path: str | Path, game: str, predictions: Iterable[dict]) -> None:
-    """Write the official prediction file of one game, atomically.
-
-    Each prediction is a dict with `half`, `seconds`, `comment` and optionally `label` ("comments") and
-    `confidence` (1.0); times are written as SoccerNet does (gameTime truncated to the second, position in ms).
-    """
-    rows = []
-    for p in predictions:
-        rows.append({
-            "gameTime": format_game_time(p["half"], p["seconds"]),
-            "label": p.get("label", "comments"),
-            "position": str(int(p["seconds"] * 1000)),
-            "half": str(p["half"]),
-            "confidence": str(p.get("confidence", 1.0)),
-            "comment": p["comment"],
-        })
-    write_text_atomic(path, json.dumps({"UrlLocal": game, "predictions": rows}, indent=1) + "\n")
-
-
-def load_predictions(path: str | Path) -> tuple[dict[int, list[Caption]], Counter]:
-    """Captions per half of one official prediction file, and a count of the labels outside the caption
-    dictionary (those predictions are left out, as the official evaluator does)."""
-    path = Path(path)
-    data = read_json_object(path, PredictionsError, "predictions file")
-    if not isinstance(data.get("predictions"), list):
-        raise PredictionsError(f"{path}: expected an object with a 'predictions' list")
-    halves: dict[int, list[Caption]] = {h: [] for h in HALVES}
-    outside: Counter = Counter()
-    for i, pred in enumerate(data["predictions"]):
-        where = f"{path}: prediction {i}"
-        if not isinstance(pred, dict):
-            raise PredictionsError(f"{where} is not an object")
-        missing = [k for k in ("gameTime", "label", "comment") if k not in pred]
-        if missing:
-            raise PredictionsError(f"{where} lacks {missing}")
-        if not isinstance(pred["comment"], str):
-            raise PredictionsError(f"{where}: comment is {type(pred['comment']).__name__}, not a string")
-        try:
-            half, seconds = parse_game_time(pred["gameTime"])
-        except ValueError as exc:
-            raise PredictionsError(f"{where}: {exc}") from None
-        if pred["label"] not in CAPTION_LABELS:
-            outside[str(pred["label"])] += 1
-            continue
-        halves[half].append(Caption(seconds, pred["comment"], pred["label"]))
-    return halves, outside
-
-
-def require_predictions(preds_root: Path, games: Sequence[str], predictions_file: str) -> None:
-    """Every game of the split needs its predictions file (as the official evaluator): one error lists the missing."""
-    missing = [str(preds_root / g / predictions_file) for g in games
-               if not (preds_root / g / predictions_file).is_file()]
-    if missing:
-        raise PredictionsError(f"{len(missing)} of {len(games)} prediction files are missing:\n  "
-                               + "\n  ".join(missing))
-
-
-def load_game(labels_root: Path, preds_root: Path, game: str, labels_file: str, predictions_file: str):
-    """Ground truths and predictions per half of one game, plus the prediction labels left out."""
-    labels = load_labels(labels_root / game / labels_file)
-    truths = {h: [Caption(a.seconds, a.anonymized, a.label) for a in labels.half(h)] for h in HALVES}
-    preds, outside = load_predictions(preds_root / game / predictions_file)
-    return truths, preds, outside
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # matching
 
@@ -197,134 +102,6 @@ def match_half(game: str, half: int, truths: list[Caption], preds: list[Caption]
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# text: PTB tokenizer and METEOR (Java), from pycocoevalcap
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_NON_ASCII = re.compile(r"[^\x00-\x7f]")
-
-
-def clean(text: str) -> str:
-    """Non-ASCII characters -> spaces (official); control characters too, as they would split a line."""
-    return _CONTROL.sub(" ", _NON_ASCII.sub(" ", text))
-
-
-def find_java() -> str:
-    java = shutil.which("java")
-    if java is None:
-        raise JavaError(f"`java` was not found: the PTB tokenizer and METEOR (pycocoevalcap) need it; "
-                        f"{JAVA_INSTALL_HINT}")
-    return java
-
-
-def ptb_tokenize(texts: Sequence[str], java: str) -> list[str]:
-    """Lower-cased PTB tokens without punctuation, as pycocoevalcap's PTBTokenizer gives them, for all `texts`
-    in one JVM. `texts` must be clean and non-blank (one line each)."""
-    from pycocoevalcap.tokenizer import ptbtokenizer
-
-    if not texts:
-        return []
-    jar = Path(ptbtokenizer.__file__).with_name(ptbtokenizer.STANFORD_CORENLP_3_4_1_JAR)
-    cmd = [java, "-cp", str(jar), "edu.stanford.nlp.process.PTBTokenizer", "-preserveLines", "-lowerCase"]
-    done = subprocess.run(cmd, input="\n".join(texts) + "\n", capture_output=True, text=True)
-    lines = done.stdout.split("\n")[: len(texts)]
-    if done.returncode != 0 or len(lines) != len(texts):
-        raise JavaError(f"the PTB tokenizer failed (exit {done.returncode}, {len(lines)} lines for {len(texts)} "
-                        f"captions): {done.stderr.strip()[-1000:]}")
-    punctuation = set(ptbtokenizer.PUNCTUATIONS)
-    return [" ".join(w for w in line.rstrip().split(" ") if w not in punctuation) for line in lines]
-
-
-class MeteorJVM:
-    """pycocoevalcap's METEOR 1.5 process, fed whole batches through its pipe (a writer thread keeps the JVM
-    busy while we read). Segment statistics are computed once per distinct (prediction, reference)."""
-
-    def __init__(self):
-        from pycocoevalcap.meteor.meteor import Meteor
-
-        self._meteor = Meteor()  # starts the JVM; it loads its paraphrase table while we do other work
-        self._proc = self._meteor.meteor_p
-        self._stats: dict[tuple[str, str], tuple[float, ...]] = {}
-
-    def _send(self, lines: list[str]) -> None:
-        try:
-            self._proc.stdin.write("".join(f"{line}\n" for line in lines).encode())
-            self._proc.stdin.flush()
-        except (BrokenPipeError, ValueError):
-            pass  # the JVM died: the reader reports it with its stderr
-
-    def _exchange(self, lines: list[str], progress: bool | None = False) -> list[str]:
-        """Send all lines (each answered by one line) and read the answers."""
-        writer = threading.Thread(target=self._send, args=(lines,), daemon=True)
-        writer.start()
-        answers = []
-        quiet = True if not lines else None if progress is None else not progress  # None: only on a terminal
-        for _ in tqdm(lines, desc="METEOR", unit="pair", disable=quiet):
-            answer = self._proc.stdout.readline()
-            if not answer:
-                self._proc.kill()
-                err = self._proc.stderr.read().decode(errors="replace").strip()[-1000:]
-                raise JavaError(f"METEOR's JVM exited (it needs about 2 GB of memory): {err or 'no message'}")
-            answers.append(answer.decode().strip())
-        writer.join()
-        return answers
-
-    def cache_stats(self, pairs: Iterable[tuple[str, str]], progress: bool | None = False) -> None:
-        """Segment statistics of every (prediction, reference) pair not seen yet."""
-        todo = list(dict.fromkeys(p for p in pairs if p not in self._stats))
-        # `SCORE ||| reference ||| hypothesis`, as pycocoevalcap writes it: '|||' and double spaces taken out of
-        # the hypothesis; for a reference, removing '|||' and control characters only guards the line protocol
-        lines = [f"SCORE ||| {_line_safe(ref.replace('|||', ''))} ||| {_line_safe(_meteor_text(hyp))}"
-                 for hyp, ref in todo]
-        for pair, stats in zip(todo, self._exchange(lines, progress), strict=True):
-            self._stats[pair] = tuple(float(x) for x in stats.split())
-
-    def scores(self, corpora: list[list[tuple[str, str]]]) -> list[float]:
-        """METEOR of each corpus of cached pairs. The official sends `EVAL` with every segment's statistics and
-        keeps the system-level line, which scores their aggregate; `SING` scores our aggregate directly, without
-        the per-segment lines (the costly part)."""
-        totals = [meteor_total([self._stats[p] for p in corpus]) for corpus in corpora]
-        lines = ["SING ||| " + " ".join(repr(x) for x in total) for total in totals]
-        return [float(answer) for answer in self._exchange(lines)]
-
-    @property
-    def pid(self) -> int:
-        return self._proc.pid
-
-    def close(self) -> None:
-        if self._proc.poll() is None:
-            self._proc.stdin.close()
-            self._proc.kill()
-            self._proc.wait()
-
-
-def _meteor_text(text: str) -> str:
-    return text.replace("|||", "").replace("  ", " ")
-
-
-def _line_safe(text: str) -> str:
-    """Control characters (a newline would end the line early) become spaces."""
-    return _CONTROL.sub(" ", text)
-
-
-def meteor_total(segments: list[tuple[float, ...]]) -> list[float]:
-    """METEOR 1.5's system-level statistics of `segments`, as its EVAL aggregates them.
-
-    A segment's statistics are: test and reference length and function words (4); per matcher stage (exact, stem,
-    synonym, paraphrase) test and reference content matches, then test and reference function matches (16);
-    chunks; test and reference word matches. All add up, except that a perfectly matched segment in one chunk
-    adds no chunk (METEOR's rule). The values are counts, so the sums are exact in any order.
-    """
-    total = [0.0] * 23
-    for s in segments:
-        test_matches = sum(s[4:20:4]) + sum(s[6:20:4])
-        ref_matches = sum(s[5:20:4]) + sum(s[7:20:4])
-        single_perfect_chunk = test_matches == s[0] and ref_matches == s[1] and s[20] == 1
-        for i, value in enumerate(s):
-            if not (i == 20 and single_perfect_chunk):
-                total[i] += value
-    return total
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # the evaluator
 
@@ -464,33 +241,6 @@ def label_summary(matches: list[HalfMatch], labels: list[str], scored: list[dict
         out[label] = {"ground_truths": n_gt, "pairs": sum(lab == label for m in matches for *_, lab in m.pairs),
                       **{k: s[k] for k in CAPTION_METRICS}, "Recall": covered / n_gt}
     return out
-
-
-def resample_counts(units: int, resamples: int, seed: int) -> np.ndarray:
-    """[B, U]: how often each of `units` is drawn in each of `resamples` seeded draws of `units` with replacement."""
-    picks = np.random.default_rng(seed).integers(0, units, size=(resamples, units))  # [B, U]
-    return np.stack([np.bincount(row, minlength=units) for row in picks])
-
-
-def bootstrap_means(values: np.ndarray, groups: Sequence, resamples: int, seed: int) -> np.ndarray:
-    """Means of the columns of `values` [N, K] (NaN: missing, skipped) over `resamples` resamples that draw the
-    distinct `groups` (one key per row; a drawn group brings all its rows) with replacement: -> [B, K]; 0 where
-    a resample holds no value of a column. Rows as games' halves give the evaluator's intervals; rows as single
-    captions grouped by game give a game-level interval of a rate."""
-    keys = list(dict.fromkeys(groups))
-    member = np.array([[g == k for g in groups] for k in keys], dtype=float)  # [U, N]: the rows of each group
-    counts = resample_counts(len(keys), resamples, seed)  # [B, U] draws of each group
-    weights = counts @ member  # [B, N]: how often each row is in the resample
-    present = ~np.isnan(values)  # [N, K]
-    total, seen = weights @ np.where(present, values, 0.0), weights @ present  # [B, K] each
-    return np.divide(total, seen, out=np.zeros_like(total), where=seen > 0)
-
-
-def percentile_interval(samples: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
-    """The central `level` percentile interval of each column of [B, K] resampled statistics."""
-    tail = (1 - level) / 2 * 100
-    lo, hi = np.percentile(samples, [tail, 100 - tail], axis=0)
-    return lo, hi
 
 
 def bootstrap_ci(halves: list[dict], resamples: int, level: float, seed: int, unit: str = "game") -> dict:

@@ -25,17 +25,18 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from star import config as star_config
 from star import registry
 from star.data.cache import cache_attrs
 from star.data.games import Game
 from star.data.jsonio import read_json_object
 from star.data.soccernet import load_labels
+from star.device import pick_device
 from star.errors import InputError
-from star.eval.dvc import write_predictions
+from star.data.predictions import write_predictions
 from star.infer.dense import dense_predictions
-from star.train.common import inputs_of, load_model, read_config
+from star.model_file import inputs_of, load_model
 from star.train.datasets import CacheReader, CaptioningDataset, Collate, Half, feature_attrs
-from star.train.loop import pick_device
 
 
 def read_spots(path: Path) -> list[dict]:
@@ -110,7 +111,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
-    cfg = read_config(args.config)
+    cfg = star_config.section("", args.config)
     section = cfg["captioning"]
     device = pick_device(cfg["model"]["device"])
     model, content = load_model(args.model, "captioning", device)

@@ -30,13 +30,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from star import config as star_config
 from star import registry
 from star.data.games import Game
 from star.data.soccernet import CAPTION_LABELS
+from star.device import pick_device
+from star.model_file import inputs_of, load_model
 from star.provenance import code_hash, record, write_text_atomic
-from star.train.common import inputs_of, load_model, read_config
 from star.train.datasets import CacheReader, Collate, Half, WindowDataset, feature_attrs
-from star.train.loop import pick_device
 
 
 def nms(scores: np.ndarray, window_s: float, threshold: float, fps: float = 1.0) -> list[int]:
@@ -165,7 +166,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
-    cfg = read_config(args.config)
+    cfg = star_config.section("", args.config)
     section = cfg["spotting"]
     device = pick_device(cfg["model"]["device"])
     model, content = load_model(args.model, "spotting", device)

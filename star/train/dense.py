@@ -21,13 +21,15 @@ import numpy as np
 import torch
 
 from star import registry
+from star.device import pick_device
 from star.errors import InputError
+from star.model_file import build_model, save_model
 from star.models.dense import ClipEvents, DenseBatch, clip_starts
 from star.provenance import record, write_text_atomic
-from star.train.common import (build_model, caption_tokenizer, feature_statistics, fingerprint, method_config,
-                               read_config, save_model, source_stamps, split_halves)
+from star.train.common import (caption_tokenizer, feature_statistics, fingerprint, method_config, read_config,
+                               source_stamps, split_halves)
 from star.train.datasets import CacheReader, Half, Inputs
-from star.train.loop import fit, pick_device, seed_everything, setup_distributed
+from star.train.loop import fit, seed_everything, setup_distributed
 
 
 class ClipDataset(torch.utils.data.Dataset):
@@ -110,7 +112,7 @@ def train_dense(args: argparse.Namespace, code: str) -> int:
     if args.variant != "default":
         raise InputError(f"variant {args.variant!r} is an ablation of STaR; {args.method} has only the default")
     dist = setup_distributed()
-    device = pick_device(cfg["model"]["device"], dist)
+    device = pick_device(cfg["model"]["device"], dist.local_rank)
     classes = registry.classes(cfg["dataset"]["source"])
     model_cfg = method_config(cfg, args.method)
     if hasattr(model_cfg, "labels"):  # a label head over the dataset's caption labels

@@ -65,26 +65,6 @@ def setup_distributed() -> Dist:
     return dist
 
 
-def pick_device(name: str, dist: Dist = Dist()) -> torch.device:
-    """'auto' (CUDA when present), 'cpu' or 'cuda'; under torchrun each process takes its local GPU."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError("device 'cuda' was asked for but torch sees no CUDA device")
-        return torch.device("cuda", dist.local_rank)
-    return torch.device(name)
-
-
-def cuda_jobs(device: str) -> bool:
-    """Whether models configured with `device` run on a GPU here (the workflow's `gpu` resource)."""
-    return device == "cuda" or (device == "auto" and torch.cuda.is_available())
-
-
-def local_gpus() -> int:
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
-
-
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch, and ask torch for deterministic kernels."""
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS; read at CUDA start

@@ -20,24 +20,14 @@ import time
 import numpy as np
 import torch
 
-from star import registry
+from star.device import pick_device
 from star.errors import InputError
-from star.provenance import code_hash, record, write_text_atomic
-from star.models import stage_module
-from star.train.common import (TOKENIZERS, build_model, caption_tokenizer, feature_statistics, fingerprint,
-                               method_config, model_inputs, n_classes, read_config, save_model, source_stamps,
-                               split_halves)
+from star.model_file import build_model, model_inputs, save_model
+from star.provenance import record, stage_code, write_text_atomic
+from star.train.common import (caption_tokenizer, feature_statistics, fingerprint, method_config, n_classes,
+                               read_config, source_stamps, split_halves)
 from star.train.datasets import CacheReader, CaptioningDataset, Collate, HalfGroups, SpottingDataset, block_halves
-from star.train.loop import captioning_loss, fit, pick_device, seed_everything, setup_distributed, spotting_loss
-
-
-def stage_code(stage: str, method: str) -> str:
-    """Hash of the code a train stage runs: its module, the module of the method's model for that stage and, for
-    captioning, the tokenizers (models and tokenizers are imported by name, so they are named here; a spotter's hash
-    leaves out what only captioning runs: the tokenizers and the GPT-2 decoder)."""
-    tokenizers = list(TOKENIZERS.values()) if stage == "captioning" else []
-    dense = ["star.train.dense"] if stage == "captioning" and registry.method(method).kind == "dense" else []
-    return code_hash(f"star.train.{stage}", stage_module(method, stage), *tokenizers, *dense)
+from star.train.loop import captioning_loss, fit, seed_everything, setup_distributed, spotting_loss
 
 
 def datasets(stage: str, cfg: dict, train, valid, inputs, reader, seed: int):
@@ -66,7 +56,7 @@ def train_stage(args: argparse.Namespace, stage: str) -> int:
         raise InputError(f"{stage}.train.accumulate ({train_cfg['accumulate']}) must not exceed "
                          f"{stage}.train.batch_size ({train_cfg['batch_size']}): every micro-batch needs a sample")
     dist = setup_distributed()
-    device = pick_device(cfg["model"]["device"], dist)
+    device = pick_device(cfg["model"]["device"], dist.local_rank)
     model_cfg = method_config(cfg, args.method, args.variant)
     train, valid = split_halves(args, cfg, "train"), split_halves(args, cfg, "valid")
     fps, dim = train[0].fps, train[0].dim

@@ -22,7 +22,8 @@ from star import registry
 from star import resources as star_resources
 from star.data.games import list_games
 from star.provenance import code_hash
-from star.train.loop import cuda_jobs, local_gpus
+from star.provenance import stage_code as train_code
+from star.device import cuda_jobs, local_gpus
 
 # Validate once (schema and cross-key rules, before any job), fill defaults from the schema; a bad key or value
 # stops here with its dotted path. Whole floats become ints (`fps: 1.0` is `fps: 1`): equal settings, equal params.
@@ -76,7 +77,7 @@ onstart:
     if any(
         job.rule.name == "evaluate_captions" for job in workflow.dag.needrun_jobs()
     ):
-        from star.eval.dvc import JavaError, find_java
+        from star.eval.java import JavaError, find_java
 
         try:
             find_java()
@@ -235,8 +236,10 @@ def positions_args(w, input):
 
 
 # --- Spotting and the model stages ---------------------------------------------------------------------------------
-from star.train.common import TOKENIZERS, parse_variant, spotting_variant
-from star.train.stage import stage_code as train_code
+from star import layout
+from star.variants import parse_variant, spotting_variant, variant_name
+
+WILDCARDS = ("method", "encoder", "variant")
 
 METHODS = config["methods"]
 METHOD_NAMES = {name: m.display for name, m in registry.METHODS.items()}
@@ -244,9 +247,9 @@ ENCODERS = config["features"]["encoders"]
 TABLES = config["tables"]
 TABLE_ENCODER = TABLES["encoder"] or ENCODERS[0]
 LABELS = config["dataset"]["labels"]
-MODEL_DIR = "results/{stage}/{{method}}/{{encoder}}/{{variant}}"
-SPOTTING_DIR, CAPTIONING_DIR = MODEL_DIR.format(stage="spotting"), MODEL_DIR.format(
-    stage="captioning"
+SPOTTING_DIR, CAPTIONING_DIR = (
+    f"results/{layout.MODEL_DIR.format(stage=s, **{k: f'{{{k}}}' for k in WILDCARDS})}"
+    for s in ("spotting", "captioning")
 )
 
 
@@ -399,16 +402,8 @@ def encoder_fps(encoder):
     return f"{fps:g}"
 
 
-def variant_name(blur=1, use_global=True, use_positions=True):
-    """The canonical variant of STaR's ablation switches (the same run serves every table that needs it)."""
-    switches = ([f"blur{blur}"] if blur != 1 else []) + (
-        [] if use_global else ["noglobal"]
-    )
-    return "-".join(switches + ([] if use_positions else ["nopos"])) or "default"
-
-
 def metrics_file(method, encoder, variant, anchors, window):
-    return f"results/metrics/{method}/{encoder}/{variant}/{anchors}@{window}.json"
+    return f"results/{layout.metrics_file(method, encoder, variant, anchors, window)}"
 
 
 def row_meta(w, anchors=None):

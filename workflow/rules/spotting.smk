@@ -1,5 +1,5 @@
 # Event spotting per method x encoder x variant: training on the train split (early-stopped on valid), then a
-# sliding window + NMS over every test half. Variants are STaR's ablations (star/train/common.py); blurring is a
+# sliding window + NMS over every test half. Variants are STaR's ablations (star/variants.py); blurring is a
 # captioning ablation, so a captioning variant takes its spots from `spotting_variant(variant)`.
 
 

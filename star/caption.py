@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from star import registry
 from star.checkpoint import check_checkpoint, checkpoint_config
 from star.data.cache import cache_attrs, write_cache
 from star.data.games import Game
@@ -80,11 +81,10 @@ def localize(backend: str, video: Path, frames: Path, out: Path, work: Path, gam
         write_cache(out, "positions", empty.arrays(), record("positions_none", cfg), game=game, half=half,
                     fps=float(cfg["fps"]), backend="none", max_players=cfg["max_players"])
         return
-    from star.positions import localize as positions_localize
+    from star.positions.localize import localize_half
 
-    positions_localize.run(argparse.Namespace(
-        game=game, half=half, out=str(out), config={**cfg, "backend": backend}, frames=str(frames),
-        game_dir=str(video.parent), video=str(video), work=str(work)))
+    localize_half({**cfg, "backend": backend}, out, game, half, frames=frames, game_dir=video.parent, video=video,
+                  work=work)
 
 
 def other_halves(path: Path, game: str, half: int) -> list[dict]:
@@ -168,7 +168,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("video", type=Path, nargs="?", help="half video, e.g. <game>/1_224p.mkv")
     parser.add_argument("--checkpoint", type=Path, default=Path("star-checkpoint"),
                         help="checkpoint folder written by `star export` (default: star-checkpoint)")
-    parser.add_argument("--half", type=int, choices=(1, 2), help="the video's half (default: from a leading 1_/2_)")
+    parser.add_argument("--half", type=int, choices=registry.halves(),
+                        help="the video's half (default: from a leading 1_/2_)")
     parser.add_argument("--labels", type=Path, help="ground truth to show (default: Labels-caption.json beside the "
                                                     "video, if any)")
     parser.add_argument("--positions-backend", choices=(*BACKENDS, "none"),

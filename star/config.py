@@ -35,7 +35,7 @@ def schema() -> dict:
     props = tree["properties"]
     dataset, features = props["dataset"]["properties"], props["features"]["properties"]
     dataset["source"]["enum"] = list(registry.DATASETS)
-    dataset["halves"]["items"]["enum"] = sorted({h for d in registry.DATASETS.values() for h in d.halves})
+    dataset["halves"]["items"]["enum"] = registry.halves()
     features["encoders"]["items"]["enum"] = list(registry.ENCODERS)
     features["import"]["properties"] = {
         name: {"$ref": "#/$defs/npy_features", "default": {"file": e.file, "fps": e.fps, "dim": e.dim}}

@@ -147,6 +147,11 @@ def tokenizer_modules() -> list[str]:
     return sorted({t.split(":")[0] for t in TOKENIZER_CLASSES.values()})
 
 
+def halves() -> list[int]:
+    """Every half a registered dataset has (the CLI's --half choices)."""
+    return sorted({h for d in DATASETS.values() for h in d.halves})
+
+
 def classes(dataset_name: str) -> tuple[str, ...]:
     """The dataset's event labels (a spotter predicts background, then these)."""
     return tuple(load(dataset(dataset_name).classes))

@@ -134,7 +134,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--encoder", required=True, choices=ENCODERS,
                         help="which feature set (its fps and dim come from features.import.<encoder>)")
     parser.add_argument("--game", required=True, help="game id stored in the cache")
-    parser.add_argument("--half", required=True, type=int, choices=[1, 2], help="half stored in the cache")
+    parser.add_argument("--half", required=True, type=int, choices=registry.halves(), help="half stored in the cache")
     parser.add_argument("--out", required=True, help="features cache to write (HDF5)")
     duration = parser.add_mutually_exclusive_group()
     duration.add_argument("--duration", type=float, help="video duration (s), to check the row count")

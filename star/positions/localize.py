@@ -19,6 +19,7 @@ import argparse
 import time
 from pathlib import Path
 
+from star import registry
 from star.config import section
 from star.data.cache import open_cache, write_cache
 from star.positions.backends import BACKENDS, HalfSource, get_localizer, samples_spanned
@@ -31,7 +32,7 @@ def code_modules(backend: str) -> tuple[str, str]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--game", required=True, help="game id stored in the cache")
-    parser.add_argument("--half", required=True, type=int, choices=[1, 2], help="half")
+    parser.add_argument("--half", required=True, type=int, choices=registry.halves(), help="half")
     parser.add_argument("--out", required=True, help="positions cache to write (HDF5)")
     parser.add_argument("--config", help="positions section: inline JSON or a YAML file")
     parser.add_argument("--frames", help="frames cache of the half (classical; sets the timeline for all)")
@@ -40,25 +41,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--work", help="scratch folder (sngamestate stages frames and runs tracklab there)")
 
 
-def run(args: argparse.Namespace) -> int:
-    config = section("positions", args.config)
+def localize_half(config: dict, out: str | Path, game: str, half: int, frames=None, game_dir=None, video=None,
+                  work=None) -> None:
+    """Write the positions cache `out` of one half with the backend of `config` (the validated positions
+    section); each backend reads the inputs it needs of frames, game_dir, video and work."""
     length = None
-    if args.frames:
-        with open_cache(args.frames, "frames") as h5:
+    if frames:
+        with open_cache(frames, "frames") as h5:
             length = samples_spanned(len(h5["frames"]), float(h5.attrs["fps"]), config["fps"])
-    source = HalfSource(
-        game=args.game, half=args.half, frames=Path(args.frames) if args.frames else None,
-        game_dir=Path(args.game_dir) if args.game_dir else None, video=Path(args.video) if args.video else None,
-        work_dir=Path(args.work) if args.work else None, length=length,
-    )
+    as_path = lambda p: Path(p) if p else None
+    source = HalfSource(game=game, half=half, frames=as_path(frames), game_dir=as_path(game_dir),
+                        video=as_path(video), work_dir=as_path(work), length=length)
     localizer = get_localizer(config)
     started = time.process_time()
     positions = localizer.localize(source)
     cpu_ms = 1000 * (time.process_time() - started) / max(len(positions), 1)
     provenance = record("positions_localize", config, code_hash(*code_modules(config["backend"])),
                         sources=localizer.sources(source))
-    write_cache(args.out, "positions", positions.arrays(), provenance, game=args.game, half=args.half,
+    write_cache(out, "positions", positions.arrays(), provenance, game=game, half=half,
                 fps=float(config["fps"]), backend=config["backend"], max_players=config["max_players"])
-    print(f"{args.out}: {len(positions)} samples, {int(positions.calibrated.sum())} calibrated, "
+    print(f"{out}: {len(positions)} samples, {int(positions.calibrated.sum())} calibrated, "
           f"{int(positions.mask.sum())} people; {cpu_ms:.1f} ms CPU per sample")
+
+
+def run(args: argparse.Namespace) -> int:
+    localize_half(section("positions", args.config), args.out, args.game, args.half, args.frames, args.game_dir,
+                  args.video, args.work)
     return 0

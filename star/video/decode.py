@@ -17,6 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from star import config as star_config
+from star import registry
 from star.data.cache import CacheWriter
 from star.errors import InputError
 from star.provenance import code_hash, record
@@ -145,7 +146,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--video", required=True, help="half video, e.g. <game>/1_224p.mkv")
     parser.add_argument("--out", required=True, help="frames cache to write (.h5)")
     parser.add_argument("--game", required=True, help="game id recorded in the cache")
-    parser.add_argument("--half", required=True, type=int, choices=(1, 2))
+    parser.add_argument("--half", required=True, type=int, choices=registry.halves())
     parser.add_argument("--config", help="the `decode` config section: inline JSON or a YAML file")
 
 

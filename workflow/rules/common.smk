@@ -164,6 +164,21 @@ PP_WEIGHTS = PP["weights"] or f"results/encoder/pptimesformer_{PP['preset']}.pdp
 IMPORTED = [
     e for e in config["features"]["encoders"] if registry.encoder(e).kind == "imported"
 ]
+VIDEO_ENCODERS = [
+    e for e in config["features"]["encoders"] if registry.encoder(e).kind == "video"
+]
+
+
+def encoder_module(encoder):
+    """The module of a video encoder (imported by name at run time: named in the code hash)."""
+    return registry.encoder(encoder).extractor.split(":")[0]
+
+
+def encoder_weights(w):
+    """A video encoder's weights: its section's `weights`; PP-TimesFormer's, when null, fine-tuned here."""
+    if w.encoder == "pptimesformer":
+        return PP_WEIGHTS
+    return config["features"][w.encoder].get("weights") or []
 
 
 def labels_of(split):

@@ -33,24 +33,29 @@ if PP["weights"] is None:
 rule features_extract:
     input:
         frames="results/frames/{game}/{half}.h5",
-        weights=PP_WEIGHTS,
+        weights=encoder_weights,
     output:
-        features="results/features/pptimesformer/{game}/{half}.h5",
+        features="results/features/{encoder}/{game}/{half}.h5",
     log:
-        "results/logs/features_extract/{game}_{half}.log",
+        "results/logs/features_extract/{encoder}_{game}_{half}.log",
     benchmark:
-        "results/benchmarks/features_extract/{game}_{half}.tsv"
+        "results/benchmarks/features_extract/{encoder}_{game}_{half}.tsv"
+    wildcard_constraints:
+        encoder="|".join(VIDEO_ENCODERS) or "NO_VIDEO_ENCODER",
     conda:
         env("video")
     threads: 1
     resources:
         mem_mb=mem_mb("features_extract"),
     params:
-        cfg=section_json("features", "pptimesformer"),
-        code=code_hash("star.features.extract", "star.features.pptimesformer"),
+        cfg=lambda w: star_config.to_json(config["features"][w.encoder]),
+        weights=lambda w, input: (
+            f"--weights {shlex.quote(input.weights)}" if input.weights else ""
+        ),
+        code=lambda w: code_hash("star.features.extract", encoder_module(w.encoder)),
     shell:
-        "MKL_DEBUG_CPU_TYPE=5 star features-extract --encoder pptimesformer --frames {input.frames:q} --weights {input.weights:q}"
-        " --out {output.features:q} --threads {threads} --config {params.cfg:q} > {log:q} 2>&1"
+        "MKL_DEBUG_CPU_TYPE=5 star features-extract --encoder {wildcards.encoder} --frames {input.frames:q}"
+        " {params.weights} --out {output.features:q} --threads {threads} --config {params.cfg:q} > {log:q} 2>&1"
 
 
 rule features_import:

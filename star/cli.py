@@ -15,7 +15,7 @@ from star.errors import InputError
 
 # command -> (module, one-line help)
 USER_COMMANDS = {
-    "caption": ("star.caption", "caption a match video: JSON, SubRip subtitles and a viewer page"),
+    "caption": ("star.caption_video", "caption a match video: JSON, SubRip subtitles and a viewer page"),
     "evaluate": ("star.evaluate", "dense-captioning metrics of predictions (official semantics, reproducible)"),
     "tables": ("star.eval.tables", "CSV and Markdown tables from `star evaluate --json` metric files"),
     "download": ("star.data.download", "SoccerNet labels and features with the SoccerNet package's downloader"),

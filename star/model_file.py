@@ -20,6 +20,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from star import registry
+from star.data.cache import check_features
 from star.errors import InputError
 from star.models import build_captioner, build_dense, build_spotter, model_config
 from star.provenance import atomic_path
@@ -51,9 +52,8 @@ def model_inputs(model_cfg, fps: float, stage: str) -> Inputs:
 def inputs_of(content: dict, stage: str, features: Path) -> Inputs:
     """What a trained model reads (its windows and standardisation), checking `features` suit it."""
     _, fps, dim = feature_attrs(features)
-    if (fps, dim) != (content["fps"], content["feature_dim"]):
-        raise InputError(f"{features}: {dim}-d features at {fps:g} fps, but the {content['method']} model was "
-                         f"trained on {content['feature_dim']}-d features at {content['fps']:g} fps")
+    check_features(features, fps, dim, (content["fps"], content["feature_dim"]),
+                   f"the {content['method']} model was trained on")
     inputs = model_inputs(content["model_cfg"], fps, stage)
     if content["norm"] is not None:
         inputs.mean, inputs.std = (t.numpy() for t in content["norm"])

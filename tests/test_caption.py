@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from star.caption import half_of
+from star.caption_video import half_of
 from star.checkpoint import REQUIRED
 from star.cli import main
 from star.data.games import read_manifest

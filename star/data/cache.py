@@ -168,3 +168,12 @@ def cache_attrs(path: str | Path) -> dict:
         attrs = {k: _decoded(v) for k, v in h5.attrs.items()}
     attrs["provenance"] = json.loads(attrs.get("provenance", "{}"))
     return attrs
+
+
+def check_features(path, fps: float, dim: int, expected: tuple[float, int], against: str) -> None:
+    """The one check wherever features meet a fixed rate and dimension (the other halves of a split, the train
+    split, a trained model): an InputError naming `path` when they differ, e.g. against="the model was trained on"."""
+    want_fps, want_dim = expected
+    if not np.isclose(float(fps), float(want_fps)) or int(dim) != int(want_dim):
+        raise InputError(f"{path}: {dim}-d features at {fps:g} fps, but {against} {want_dim}-d features at "
+                         f"{want_fps:g} fps")

@@ -14,9 +14,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from star.data.cache import open_cache
+from star.data.cache import check_features, open_cache
 from star import registry
-from star.errors import InputError
 from star.models.dense import Event, clip_starts, merge_events
 
 
@@ -24,9 +23,8 @@ def half_features(path, content: dict) -> tuple[np.ndarray, float]:
     """(standardised features [N, D] float32, fps) of one half's cache, which must suit the model."""
     with open_cache(path, "features") as h5:
         fps, dim = float(h5.attrs["fps"]), int(h5.attrs["dim"])
-        if (fps, dim) != (content["fps"], content["feature_dim"]):
-            raise InputError(f"{path}: {dim}-d features at {fps:g} fps, but the {content['method']} model was "
-                             f"trained on {content['feature_dim']}-d features at {content['fps']:g} fps")
+        check_features(path, fps, dim, (content["fps"], content["feature_dim"]),
+                       f"the {content['method']} model was trained on")
         rows = h5["features"][:].astype(np.float32)
     norm = content["norm"]
     if norm is not None:

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from star import config as star_config
 from star import registry
-from star.data.cache import open_cache
+from star.data.cache import check_features, open_cache
 from star.data.games import read_manifest
 from star.errors import InputError
 from star.models import model_config
@@ -69,6 +69,14 @@ def split_halves(args: argparse.Namespace, cfg: dict, split: str) -> list[Half]:
         raise InputError(f"{args.manifest}: no {split} game")
     return load_halves(games, cfg["dataset"]["halves"], args.features, args.positions, args.labels_root,
                        cfg["dataset"]["labels"])
+
+
+def train_valid_halves(args: argparse.Namespace, cfg: dict) -> tuple[list[Half], list[Half]]:
+    """The train and valid splits' halves, which must share one feature rate and dimension."""
+    train, valid = split_halves(args, cfg, "train"), split_halves(args, cfg, "valid")
+    check_features(valid[0].features, valid[0].fps, valid[0].dim, (train[0].fps, train[0].dim),
+                   "the train features are")
+    return train, valid
 
 
 def feature_statistics(halves: list[Half]) -> tuple[np.ndarray, np.ndarray]:

@@ -27,7 +27,7 @@ from star.model_file import build_model, save_model
 from star.models.dense import ClipEvents, DenseBatch, clip_starts
 from star.provenance import record, write_text_atomic
 from star.train.common import (caption_tokenizer, feature_statistics, fingerprint, method_config, read_config,
-                               source_stamps, split_halves)
+                               source_stamps, train_valid_halves)
 from star.train.datasets import CacheReader, Half, Inputs
 from star.train.loop import fit, seed_everything, setup_distributed
 
@@ -117,11 +117,8 @@ def train_dense(args: argparse.Namespace, code: str) -> int:
     model_cfg = method_config(cfg, args.method)
     if hasattr(model_cfg, "labels"):  # a label head over the dataset's caption labels
         model_cfg = dataclasses.replace(model_cfg, labels=len(classes))
-    train, valid = split_halves(args, cfg, "train"), split_halves(args, cfg, "valid")
+    train, valid = train_valid_halves(args, cfg)
     fps, dim = train[0].fps, train[0].dim
-    if (valid[0].fps, valid[0].dim) != (fps, dim):
-        raise InputError(f"{valid[0].features}: {valid[0].dim}-d at {valid[0].fps:g} fps, but the train features "
-                         f"are {dim}-d at {fps:g} fps")
     clip, stride = clip_samples(model_cfg, fps)
     inputs = Inputs(window=clip, with_global=False)
     if cfg["model"]["standardize"]:

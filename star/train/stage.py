@@ -25,7 +25,7 @@ from star.errors import InputError
 from star.model_file import build_model, model_inputs, save_model
 from star.provenance import record, stage_code, write_text_atomic
 from star.train.common import (caption_tokenizer, feature_statistics, fingerprint, method_config, n_classes,
-                               read_config, source_stamps, split_halves)
+                               read_config, source_stamps, train_valid_halves)
 from star.train.datasets import CacheReader, CaptioningDataset, Collate, HalfGroups, SpottingDataset, block_halves
 from star.train.loop import captioning_loss, fit, seed_everything, setup_distributed, spotting_loss
 
@@ -58,11 +58,8 @@ def train_stage(args: argparse.Namespace, stage: str) -> int:
     dist = setup_distributed()
     device = pick_device(cfg["model"]["device"], dist.local_rank)
     model_cfg = method_config(cfg, args.method, args.variant)
-    train, valid = split_halves(args, cfg, "train"), split_halves(args, cfg, "valid")
+    train, valid = train_valid_halves(args, cfg)
     fps, dim = train[0].fps, train[0].dim
-    if (valid[0].fps, valid[0].dim) != (fps, dim):
-        raise InputError(f"{valid[0].features}: {valid[0].dim}-d at {valid[0].fps:g} fps, but the train features "
-                         f"are {dim}-d at {fps:g} fps")
     inputs = model_inputs(model_cfg, fps, stage)
     if cfg["model"]["standardize"]:
         inputs.mean, inputs.std = feature_statistics(train)

@@ -48,14 +48,20 @@ def _star_imports(name: str, path: Path) -> set[str]:
     return {m for m in found if m == "star" or m.startswith("star.")}
 
 
+# star.registry is a table every stage reads; hashing it whole would rerun every stage when one method is
+# registered. Its entries reach the rules as data instead: a method's entry in its stages' code hashes
+# (`method_code`), an encoder's defaults in the config, a video encoder's module in its extraction's hash.
+NOT_HASHED = frozenset({"star.registry"})
+
+
 @cache
 def module_closure(name: str) -> tuple[str, ...]:
-    """`name` and every `star` module it imports, transitively, sorted."""
+    """`name` and every `star` module it imports, transitively, sorted (star.registry aside: NOT_HASHED)."""
     seen: dict[str, Path] = {}
     todo = [name]
     while todo:
         mod = todo.pop()
-        if mod in seen:
+        if mod in seen or (mod in NOT_HASHED and mod != name):
             continue
         path = _module_file(mod)
         if path is None:
@@ -75,13 +81,21 @@ def code_hash(*modules: str) -> str:
     return digest.hexdigest()[:16]
 
 
+def method_code(method: str, *modules: str) -> str:
+    """Hash of `modules` (code_hash) and of the method's registry entry: what a stage that runs the method's
+    models depends on (its entry sets its tokenizer, spot selection, positions)."""
+    entry = repr(registry.method(method)).encode()
+    return hashlib.sha256(code_hash(*modules).encode() + b"\0" + entry).hexdigest()[:16]
+
+
 def stage_code(stage: str, method: str) -> str:
     """Hash of the code a train stage runs: its module, the module of the method's model for that stage and, for
     captioning, the tokenizers (models and tokenizers are imported by name, so they are named here; a spotter's
-    hash leaves out what only captioning runs: the tokenizers and the GPT-2 decoder)."""
+    hash leaves out what only captioning runs: the tokenizers and the GPT-2 decoder), and the method's entry."""
     tokenizers = registry.tokenizer_modules() if stage == "captioning" else []
     dense = ["star.train.dense"] if stage == "captioning" and registry.method(method).kind == "dense" else []
-    return code_hash(f"star.train.{stage}", registry.method(method).target(stage).split(":")[0], *tokenizers, *dense)
+    model = registry.method(method).target(stage).split(":")[0]
+    return method_code(method, f"star.train.{stage}", model, *tokenizers, *dense)
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -2,6 +2,7 @@
 workflow's wildcards and the CLI's choices come from them, and a method from outside the package is one module plus
 one registration (tests/toy_method.py) that trains, infers and plans through the workflow."""
 
+import dataclasses
 import importlib
 import json
 import os
@@ -58,6 +59,20 @@ def test_an_imported_encoder_is_one_registration(scratch_registry):
         star_config.validate({"features": {"encoders": ["swin"]}})   # the synthetic world has no .npy files
     with pytest.raises(ValueError, match="needs dim, fps and file"):
         registry.Encoder("bad", "Bad", "imported", dim=3)
+
+
+def test_a_registration_reruns_only_what_it_changes(scratch_registry):
+    """The registry is not in any code hash (every stage reads it): a new method leaves the other stages' hashes
+    alone, while a method's own entry is in its stages' hashes."""
+    from star.provenance import code_hash, module_closure, stage_code
+
+    assert "star.registry" not in module_closure("star.video.decode") + module_closure("star.train.spotting")
+    before = code_hash("star.video.decode"), stage_code("spotting", "sdvc"), stage_code("captioning", "star")
+    scratch_registry.register_method(registry.Method("other", "Other", "two_stage", "a:C", spotter="a:S",
+                                                     captioner="a:D"))
+    assert (code_hash("star.video.decode"), stage_code("spotting", "sdvc"), stage_code("captioning", "star")) == before
+    scratch_registry.register_method(dataclasses.replace(registry.method("sdvc"), selection="max_class"))
+    assert stage_code("spotting", "sdvc") != before[1]
 
 
 def test_a_method_of_unknown_kind_or_missing_models_is_refused():

@@ -36,7 +36,7 @@ from star.data.games import Game
 from star.data.soccernet import CAPTION_LABELS
 from star.device import pick_device
 from star.model_file import inputs_of, load_model
-from star.provenance import code_hash, record, write_text_atomic
+from star.provenance import method_code, record, write_text_atomic
 from star.train.datasets import CacheReader, Collate, Half, WindowDataset, feature_attrs
 
 
@@ -173,8 +173,8 @@ def run(args: argparse.Namespace) -> int:
     spots, confidence, label = spot_half(model, content, args.features, args.positions, section, device,
                                          cfg["model"])
     used = {"spotting": section, "model": cfg["model"]}
-    out = {**record("spotting-infer", used, code_hash(__name__), sources=[args.model], method=content["method"],
-                    variant=content["variant"], features=str(args.features),
+    out = {**record("spotting-infer", used, method_code(content["method"], __name__), sources=[args.model],
+                    method=content["method"], variant=content["variant"], features=str(args.features),
                     selection=selection_rule(section, content["method"])),
            "spots": spots, "confidence": [round(float(c), 6) for c in confidence],
            "label": [CAPTION_LABELS[i] for i in label]}

@@ -55,7 +55,9 @@ rule captioning_infer:
                 {"model": config["model"], "captioning": config["captioning"]}
             )
         ),
-        code=code_hash("star.infer.captions", *registry.tokenizer_modules()),
+        code=lambda w: method_code(
+            w.method, "star.infer.captions", *registry.tokenizer_modules()
+        ),
     shell:
         "star captioning-infer --model {input.model:q} --game-path {wildcards.gamepath:q} {params.args}"
         " --out {output.predictions:q} --threads {threads} --config {params.cfg:q} > {log:q} 2>&1"

@@ -21,7 +21,7 @@ from star import config as star_config
 from star import registry
 from star import resources as star_resources
 from star.data.games import list_games
-from star.provenance import code_hash
+from star.provenance import code_hash, method_code
 from star.provenance import stage_code as train_code
 from star.device import cuda_jobs, local_gpus
 

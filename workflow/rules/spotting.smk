@@ -52,7 +52,7 @@ rule spotting_infer:
                 {"model": config["model"], "spotting": config["spotting"]}
             )
         ),
-        code=code_hash("star.infer.spots"),
+        code=lambda w: method_code(w.method, "star.infer.spots"),
     shell:
         "star spotting-infer --model {input.model:q} --features {input.features:q} {params.positions}"
         " --out {output.spots:q}"

@@ -210,3 +210,41 @@ def test_pdvc_plans_through_the_workflow_without_a_spotter(tmp_path):
     assert (table4["captioning_train"], table4["evaluate_captions"], table4["evaluate_captioning_subtask"]) == (1, 1, 1)
     refused = snakemake(tmp_path, "-n", "results/metrics/pdvc/pptimesformer/default/gt@5.json", check=False)
     assert refused.returncode != 0 and "ground-truth anchors" in refused.stdout + refused.stderr
+
+
+def test_an_interrupted_dense_run_resumes_to_the_uninterrupted_weights(tmp_path):
+    """Clips of the miniature halves through star.train.loop.fit: killed after step 3 (checkpoint at 2), resumed,
+    the weights equal an uninterrupted run's (dropout on: the RNG states are restored too)."""
+    from star.data.games import read_manifest
+    from star.train.datasets import Inputs, load_halves
+    from star.train.dense import ClipDataset, dense_loss
+    from star.train.loop import fit, seed_everything
+
+    store = write_store(tmp_path / "store")
+    vocab = WordVocab.build(list(CAPTIONS.values()), 1)
+    cfg = {"steps": 4, "batch_size": 4, "lr": 1e-3, "weight_decay": 0.0, "warmup_steps": 1, "grad_clip": 1.0,
+           "eval_every": 2, "patience": 100, "checkpoint_every": 2, "max_valid_samples": 8, "workers": 0}
+
+    def sets(split):
+        games = [g for g in read_manifest(store["manifest"]) if g.split == split]
+        halves = load_halves(games, [1, 2], store["features"], None, store["labels_root"], "Labels-caption.json")
+        return ClipDataset(halves, Inputs(window=30, with_global=False), 30, 10, 10.0, registry.classes("synthetic"))
+
+    def run(checkpoint, after_step=None):
+        seed_everything(0)
+        model = PDVC(PDVCConfig.tiny(), 16, vocab)
+        fit(model, dense_loss, sets("train"), sets("valid"), DenseCollate(vocab, 20), cfg, seed=0,
+            checkpoint=checkpoint, fingerprint="a", device=torch.device("cpu"), after_step=after_step)
+        return model
+
+    reference = run(tmp_path / "ref.ckpt")
+
+    def kill_at_3(step):
+        if step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "run.ckpt", kill_at_3)
+    resumed = run(tmp_path / "run.ckpt")
+    for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name

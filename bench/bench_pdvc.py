@@ -24,11 +24,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from star.infer.dense import half_events  # noqa: E402
-from star.models import model_config  # noqa: E402
-from star.models.pdvc import PDVC  # noqa: E402
-from star.models.vocab import WordVocab  # noqa: E402
-from star.train.dense import DenseCollate  # noqa: E402
+from star.infer.dense import half_events
+from star.models import model_config
+from star.models.pdvc import PDVC
+from star.models.vocab import WordVocab
+from star.train.dense import DenseCollate
 
 SECONDS, DIM, FPS = 2700, 8576, 1.0
 WORDS = [f"w{i}" for i in range(2000)]
@@ -62,7 +62,7 @@ def bench(preset: str, rounds: int) -> dict:
     for batch_size in (1, 8):
         batch = DenseCollate(vocab, 70)([clip_sample(rng, clip) for _ in range(batch_size)])
 
-        def step():
+        def step(batch=batch):
             optimizer.zero_grad()
             model(batch).backward()
             optimizer.step()

@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from star.data.jsonio import read_json_object
 from star.errors import InputError
 
@@ -18,7 +20,8 @@ CAPTION_LABELS = (
     "corner", "substitution", "y-card", "whistle", "soccer-ball", "injury", "penalty",
     "yr-card", "r-card", "soccer-ball-own", "penalty-missed", "", "comments",
 )
-SPOTTING_CLASSES = 1 + len(CAPTION_LABELS)  # spotters' logits: background first, then CAPTION_LABELS
+CLASSES = ("background", *CAPTION_LABELS)  # spotting targets: background first, then CAPTION_LABELS
+SPOTTING_CLASSES = len(CLASSES)  # spotters' logits
 
 _GAME_TIME = re.compile(r"^\s*([12])\s*-\s*(\d{1,3}):([0-5]\d)\s*$")
 
@@ -136,3 +139,17 @@ def soccernet_split(split: str) -> list[str]:
     except ImportError:
         raise RuntimeError("the SoccerNet package is needed for `soccernet` splits: pip install SoccerNet") from None
     return list(getListGames(split, task="caption"))
+
+
+def sample_labels(annotations, times: np.ndarray, radius_s: float) -> np.ndarray:
+    """Class index (into CLASSES) of each sample time: the nearest annotation within `radius_s`, else 0."""
+    labels = np.zeros(len(times), np.int64)
+    if not annotations:
+        return labels
+    ann_times = np.array([a.seconds for a in annotations], np.float64)
+    ann_class = np.array([CLASSES.index(a.label) for a in annotations], np.int64)
+    distance = np.abs(np.asarray(times, np.float64)[:, None] - ann_times[None, :])  # [N, A]
+    nearest = distance.argmin(axis=1)
+    within = distance[np.arange(len(times)), nearest] <= radius_s
+    labels[within] = ann_class[nearest[within]]
+    return labels

@@ -22,27 +22,12 @@ from tqdm import tqdm
 
 from star.config import section
 from star.data.cache import open_cache
-from star.data.soccernet import CAPTION_LABELS, load_labels
+from star.data.soccernet import CLASSES, load_labels, sample_labels
 from star.errors import InputError
 from star.features.clips import clip_frame_indices, preprocess
 from star.features.pptimesformer import clip_window
 
-CLASSES = ("background", *CAPTION_LABELS)
 READ_CHUNK = 256  # frames read from a cache at a time
-
-
-def sample_labels(annotations, times: np.ndarray, radius_s: float) -> np.ndarray:
-    """Class index (into CLASSES) of each sample time: the nearest annotation within `radius_s`, else 0."""
-    labels = np.zeros(len(times), np.int64)
-    if not annotations:
-        return labels
-    ann_times = np.array([a.seconds for a in annotations], np.float64)
-    ann_class = np.array([CLASSES.index(a.label) for a in annotations], np.int64)
-    distance = np.abs(np.asarray(times, np.float64)[:, None] - ann_times[None, :])  # [N, A]
-    nearest = distance.argmin(axis=1)
-    within = distance[np.arange(len(times)), nearest] <= radius_s
-    labels[within] = ann_class[nearest[within]]
-    return labels
 
 
 def paired(first: list[str], second: list[str], names: str) -> list[tuple[str, str]]:

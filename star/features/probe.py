@@ -1,7 +1,7 @@
 """`star features-probe`: do the features carry event information? A linear probe says.
 
 A logistic regression (standardized inputs, class-balanced loss) maps one feature to the label of its time
-(star.features.finetune.sample_labels: background or the caption label of an annotation within
+(star.data.soccernet.sample_labels: background or the caption label of an annotation within
 `event_radius_s`). It is fit on train halves and scored on held-out halves by balanced accuracy over the
 classes present, against chance (1 / #classes) and the majority-class rate. The same probe on the mean colour
 of the frames (when frames caches are given) is a sanity baseline: features must beat it to be worth using.
@@ -24,9 +24,9 @@ from tqdm import tqdm
 
 from star.config import section
 from star.data.cache import open_cache
-from star.data.soccernet import load_labels
+from star.data.soccernet import CLASSES, load_labels, sample_labels
 from star.errors import InputError
-from star.features.finetune import CLASSES, paired, sample_labels
+from star.features.finetune import paired
 
 READ_CHUNK = 256  # frames read at a time for the mean-colour baseline
 

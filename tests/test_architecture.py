@@ -112,3 +112,17 @@ def test_the_import_walk_sees_imports_inside_functions():
     inside = [n for n in ast.walk(ast.parse(modules()["star.caption_video"].read_text()))
               if isinstance(n, ast.FunctionDef) and "star.positions.localize" in ast.unparse(n)]
     assert inside and "star.positions.localize" in imports()["star.caption_video"]
+
+
+def test_common_smk_is_the_only_shared_workflow_module():
+    """Every other .smk file holds rules only: a name one of them defines at top level (a helper, a constant) is
+    used in that file alone, so rule files do not depend on each other's globals."""
+    files = sorted((REPO / "workflow/rules").glob("*.smk"))
+    texts = {f.name: f.read_text() for f in files}
+    for name, text in texts.items():
+        if name == "common.smk":
+            continue
+        defined = re.findall(r"^(?:def ([A-Za-z_]\w*)|([A-Za-z_]\w*) *=)", text, re.M)
+        for symbol in {a or b for a, b in defined}:
+            users = [other for other, t in texts.items() if other != name and re.search(rf"\b{symbol}\b", t)]
+            assert not users, f"{name} defines {symbol}, used by {users}: move it to common.smk"

@@ -248,3 +248,16 @@ def test_an_interrupted_dense_run_resumes_to_the_uninterrupted_weights(tmp_path)
     resumed = run(tmp_path / "run.ckpt")
     for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
+
+
+def test_a_batch_without_events_trains_every_parameter_it_can():
+    """Clips without events: the set loss pushes every query to "no event", and every parameter gets a gradient
+    (zero for the caption and label heads), as DistributedDataParallel requires."""
+    torch.manual_seed(0)
+    vocab, samples = clips_and_vocab()
+    empty = [{**samples[0], "centre": np.zeros(0, np.float32), "label": np.zeros(0, np.int64), "captions": []}]
+    model = PDVC(PDVCConfig.tiny(), 16, vocab)
+    model(DenseCollate(vocab, 30)(empty)).backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None]
+    assert not missing, missing
+    assert model.captioner.to_words.weight.grad.abs().sum() == 0

@@ -292,6 +292,9 @@ class PDVC(nn.Module):
                                     for e, (_, cols) in zip(batch.events, matches, strict=True)])
             loss = loss + cfg.caption_coef * self.captioner.loss(queries, tokens, token_mask)
             loss = loss + cfg.label_coef * F.cross_entropy(self.label(queries).float(), labels)
+        else:  # a batch without events: the heads still take part (a zero gradient), as DistributedDataParallel needs
+            heads = [*self.captioner.parameters(), *self.label.parameters()]
+            loss = loss + 0.0 * sum(p.sum() for p in heads)
         counts = torch.tensor([min(len(e), cfg.max_events) for e in batch.events], device=loss.device)
         return loss + cfg.count_coef * F.cross_entropy(out["count"].float(), counts)
 

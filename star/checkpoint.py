@@ -158,6 +158,9 @@ def export_checkpoint(out: Path, results: Path, method: str, encoder: str, varia
     from star.features.timesformer import read_weights
     from star.model_file import read_model_file, save_pretrained
 
+    if registry.method(method).kind == "dense":
+        raise CheckpointError(f"{method} is an end-to-end method: `star caption` runs a spotter and a captioner, and "
+                              "checkpoints of end-to-end methods are not supported yet")
     models = {SPOTTING: results / layout.model_file(SPOTTING, method, encoder, spotting_variant(variant)),
               CAPTIONING: results / layout.model_file(CAPTIONING, method, encoder, variant)}
     missing = [str(p) for p in models.values() if not p.is_file()]

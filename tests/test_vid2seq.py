@@ -1,0 +1,185 @@
+"""Vid2Seq: time tokens, the output sequence and its strict parsing, training on two clips, T5 from a directory."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from star.models.tokenizer import train_bpe
+from star.models.vid2seq import T5DirectoryError, Vid2Seq, Vid2SeqConfig, load_t5
+from star.models.vid2seq_tokens import TimeTokens, event_sequence, parse_sequence
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+CAPTIONS = ["[PLAYER] ([TEAM]) scores a fine goal.", "Corner kick for [TEAM].", "Yellow card for [PLAYER].",
+            "The referee blows the whistle."]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return train_bpe(CAPTIONS * 5, vocab_size=300)
+
+
+def test_time_tokens_round_trip_within_one_bin():
+    times = TimeTokens(offset=500, bins=100)
+    duration = 60.0
+    for t in [0.0, 0.3, 12.5, 29.99, 45.0, 59.4, 60.0]:
+        token = times.encode(t, duration)
+        assert times.is_time(token)
+        back = times.decode(token, duration)
+        assert back <= t + 1e-9 and t - back < duration / (times.bins - 1)
+    assert times.encode(0.0, duration) == 500 and times.encode(60.0, duration) == 599
+    assert times.encode(75.0, duration) == 599 and times.encode(-3.0, duration) == 500  # clamped to the clip
+    for token in range(500, 600):  # every bin maps back to itself
+        assert times.encode(times.decode(token, duration), duration) == token
+    with pytest.raises(ValueError):
+        times.decode(499, duration)
+
+
+def test_sequence_round_trip_sorted_and_cut_at_whole_events():
+    times = TimeTokens(offset=10, bins=11)
+    events = [(30.0, 40.0, [5, 6]), (0.0, 10.0, [3]), (50.0, 50.0, [4, 4, 4])]
+    ids = event_sequence(events, 100.0, times, end_id=1, max_tokens=64)
+    assert ids == [10, 11, 3, 13, 14, 5, 6, 15, 15, 4, 4, 4, 1]
+    parsed = parse_sequence(ids, 100.0, times, end_id=1, pad_id=0)
+    assert parsed.dropped == 0
+    assert [(e.start, e.end, e.text_ids) for e in parsed.events] == [
+        (0.0, 10.0, (3,)), (30.0, 40.0, (5, 6)), (50.0, 50.0, (4, 4, 4))]
+    # a limit that cuts the third event leaves it out whole
+    assert event_sequence(events, 100.0, times, end_id=1, max_tokens=10) == [10, 11, 3, 13, 14, 5, 6, 1]
+
+
+@pytest.mark.parametrize("ids, kept, dropped", [
+    ([3, 4, 10, 11, 5, 1], 1, 1),          # text before any time token
+    ([10, 5, 12, 13, 6, 1], 1, 1),         # one time token only
+    ([10, 11, 12, 5, 13, 14, 6, 1], 1, 1),  # three time tokens
+    ([14, 12, 5, 1], 0, 1),                # start after end
+    ([10, 11, 13, 14, 6, 1], 0, 1),        # four time tokens in a row (an event without caption)
+    ([10, 11, 5, 12, 13], 1, 1),           # no end token: the last event may be cut short
+    ([10, 11, 5, 1, 12, 13, 6], 1, 0),     # after the end token nothing counts
+    ([10, 11, 0, 5, 1, 0, 0], 1, 0),       # pads are ignored
+    ([1], 0, 0),
+])
+def test_parse_drops_and_counts_malformed_fragments(ids, kept, dropped):
+    parsed = parse_sequence(ids, 100.0, TimeTokens(offset=10, bins=11), end_id=1, pad_id=0)
+    assert (len(parsed.events), parsed.dropped) == (kept, dropped)
+
+
+def test_parse_drops_blank_captions():
+    times = TimeTokens(offset=10, bins=11)
+    parsed = parse_sequence([10, 11, 5, 12, 13, 6, 1], 100.0, times, 1, 0,
+                            decode_text=lambda t: " " if t == [6] else "x")
+    assert len(parsed.events) == 1 and parsed.dropped == 1
+
+
+def _batch(tokenizer, features, events):
+    """A DenseBatch-like object: features [B, T, D], mask, per clip events with start/end (frames) and tokens."""
+    return SimpleNamespace(
+        features=features, mask=torch.ones(features.shape[:2], dtype=torch.bool),
+        events=[[SimpleNamespace(start=s, end=e, centre=(s + e) / 2, label=0, tokens=tokenizer.encode(c))
+                 for s, e, c in clip] for clip in events])
+
+
+def test_tiny_model_overfits_two_clips(tokenizer):
+    torch.manual_seed(0)
+    cfg = Vid2SeqConfig.tiny()
+    cfg.max_tokens, cfg.num_bins = 48, 20
+    features = torch.randn(2, 20, 16)
+    events = [[(2.0, 4.0, CAPTIONS[0]), (12.0, 14.0, CAPTIONS[1])], [(8.0, 10.0, CAPTIONS[2])]]
+    batch = _batch(tokenizer, features, events)
+    model = Vid2Seq(cfg, feature_dim=16, tokenizer=tokenizer)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(150):
+        loss = model(batch)
+        first = first if first is not None else loss.item()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    assert loss.item() < 0.3 * first
+    model.eval()
+    for clip, want in zip(features, events, strict=True):
+        predicted, dropped = model.predict_clip(clip)
+        assert dropped == 0
+        quantized = [(model.times.decode(model.times.encode(s, 20), 20), model.times.decode(model.times.encode(e, 20), 20),
+                      c) for s, e, c in want]   # times come back at the left edge of their bin
+        assert [c for *_, c, _ in predicted] == [c for *_, c in quantized]
+        assert [t for s, e, *_ in predicted for t in (s, e)] == pytest.approx([t for s, e, _ in quantized for t in (s, e)])
+        assert all(0.5 < conf <= 1.0 for *_, conf in predicted)
+
+
+def test_checkpoint_round_trip_safetensors(tokenizer, tmp_path):
+    from safetensors.torch import load_model, save_model
+
+    torch.manual_seed(0)
+    model = Vid2Seq(Vid2SeqConfig.tiny(), feature_dim=8, tokenizer=tokenizer).eval()
+    save_model(model, tmp_path / "model.safetensors")   # T5's tied embeddings stored once
+    torch.manual_seed(1)
+    again = Vid2Seq(Vid2SeqConfig.tiny(), feature_dim=8, tokenizer=tokenizer).eval()
+    missing, unexpected = load_model(again, tmp_path / "model.safetensors")
+    assert not missing and not unexpected
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, again.state_dict()[name]), name
+    clip = torch.randn(12, 8)
+    assert model.generate(clip[None], torch.ones(1, 12, dtype=torch.bool)) == \
+        again.generate(clip[None], torch.ones(1, 12, dtype=torch.bool))
+
+
+def _save_tiny_t5(directory, vocab_size):
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    torch.manual_seed(0)
+    config = T5Config(vocab_size=vocab_size, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2,
+                      num_heads=4, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
+    model = T5ForConditionalGeneration(config)
+    model.save_pretrained(directory)
+    return model
+
+
+def test_paper_loads_t5_from_a_local_directory(tokenizer, tmp_path):
+    saved = _save_tiny_t5(tmp_path / "t5", tokenizer.vocab_size)
+    t5 = load_t5(tmp_path / "t5")
+    assert len(t5.encoder.block) == 0 and len(t5.decoder.block) == 2  # no text encoder: nothing to read
+    assert torch.equal(t5.decoder.block[1].layer[0].SelfAttention.q.weight,
+                       saved.decoder.block[1].layer[0].SelfAttention.q.weight)
+    cfg = Vid2SeqConfig.paper()
+    cfg.pretrained, cfg.temporal_layers, cfg.temporal_heads, cfg.num_bins = str(tmp_path / "t5"), 1, 4, 10
+    model = Vid2Seq(cfg, feature_dim=8, tokenizer=tokenizer)
+    assert model.cfg.d_model == 32 and model.t5.get_input_embeddings().num_embeddings == tokenizer.vocab_size + 10
+    assert torch.equal(model.t5.shared.weight[: tokenizer.vocab_size], saved.shared.weight)
+    batch = _batch(tokenizer, torch.randn(1, 6, 8), [[(1.0, 2.0, CAPTIONS[3])]])
+    assert torch.isfinite(model(batch))
+
+
+def test_missing_t5_directory_is_one_line(tmp_path, tokenizer):
+    cfg = Vid2SeqConfig.paper()
+    cfg.pretrained = str(tmp_path / "nowhere")
+    with pytest.raises(T5DirectoryError, match="nowhere") as err:
+        Vid2Seq(cfg, feature_dim=8, tokenizer=tokenizer)
+    assert "\n" not in str(err.value)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(T5DirectoryError, match="config.json is missing"):
+        load_t5(tmp_path / "empty")
+
+
+def test_t5_tokenizer_from_a_local_directory(tmp_path):
+    from tokenizers import Tokenizer as HFTokenizer
+    from tokenizers import models, pre_tokenizers
+
+    from star.models.tokenizer import TokenizerError, Tokenizer, make_tokenizer
+
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, "corner": 3, "kick": 4}
+    bpe = HFTokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    bpe.pre_tokenizer = pre_tokenizers.Whitespace()
+    bpe.add_special_tokens(["<pad>", "</s>"])
+    (tmp_path / "t5").mkdir()
+    bpe.save(str(tmp_path / "t5" / "tokenizer.json"))
+    tok = make_tokenizer("t5", model_dir=tmp_path / "t5")
+    assert (tok.pad_id, tok.end_id, tok.kind) == (0, 1, "t5")
+    assert tok.encode("corner kick") == [3, 4]
+    tok.save(tmp_path / "saved")
+    assert Tokenizer.load(tmp_path / "saved").encode("kick corner") == [4, 3]
+    with pytest.raises(TokenizerError, match="tokenizer.json"):
+        make_tokenizer("t5", model_dir=tmp_path)

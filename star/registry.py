@@ -175,6 +175,7 @@ register_method(Method("pdvc", "PDVC", "dense", "star.models.pdvc:PDVCConfig", m
 # ---- encoders ----------------------------------------------------------------------------------------------------
 register_encoder(Encoder("pptimesformer", "PP-TimesFormer", "video",
                          extractor="star.features.pptimesformer:PPTimesFormerEncoder"))
+register_encoder(Encoder("clip", "CLIP", "video", extractor="star.features.clip:ClipEncoder"))
 for _name, _display, _file, _fps, _dim in (
         ("baidu", "Baidu", "{half}_baidu_soccer_embeddings.npy", 1, 8576),
         ("resnet", "ResNET", "{half}_ResNET_TF2.npy", 2, 2048),

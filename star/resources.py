@@ -83,6 +83,8 @@ def mem_mb(rule: str, config: Mapping, inputs: Mapping[str, object], attempt: in
                 + 3 * min(halves, batch) * longest + 8 * batch * window * row_mb + 2 * longest)
     elif rule in ("encoder_finetune", "features_extract"):  # clips are read batch by batch
         need = ENCODER_MB[config["features"]["pptimesformer"]["preset"]]
+    elif rule == "features_extract_clip":  # the CLIP tower (ViT-L/14: ~1.2 GB) and a batch of frames
+        need = TORCH_MB + 3000
     elif rule == "features_import":  # one half's .npy, loaded, checked and written
         need = PYTHON_MB + 3 * sum(_size_mb(files.get("npy", []), SOCCERNET_HALF_MB))
     elif rule == "features_probe":  # one half at a time, plus the sampled training rows

@@ -3,6 +3,8 @@ layout, determinism, and one-line errors for a missing or unusable directory."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -69,3 +71,43 @@ def test_clip_directory_errors_are_one_line(tmp_path):
     save_tiny_clip(tmp_path / "pooled", projection=False)
     with pytest.raises(ClipDirectoryError, match="visual_projection"):
         load_clip(tmp_path / "pooled")
+
+
+def write_frames(path, n=7, fps=2.0):
+    from star.data.cache import write_cache
+
+    images = frames(n, seed=1)
+    write_cache(path, "frames", {"frames": images, "times": np.arange(n) / fps}, {"stage": "test"},
+                game="g1", half=1, fps=fps, width=80, height=45, source="test.mkv")
+    return images
+
+
+def test_extract_writes_the_feature_cache_layout_deterministically(tmp_path, clip_dir):
+    from star.config import section
+    from star.data.cache import cache_attrs, open_cache
+    from star.features.extract import extract_half
+
+    images = write_frames(tmp_path / "frames.h5")
+    cfg = section("features.clip", {"model": str(clip_dir), "batch_size": 3})
+    for name in ("a.h5", "b.h5"):
+        assert extract_half("clip", cfg, tmp_path / "frames.h5", tmp_path / name) == 16
+    assert (tmp_path / "a.h5").read_bytes() == (tmp_path / "b.h5").read_bytes()   # two builds, the same bytes
+    with open_cache(tmp_path / "a.h5", "features", fps=2.0, dim=16, encoder="clip") as h5:
+        assert list(h5) == ["features"] and h5["features"].shape == (7, 16)  # one row per decoded frame
+        rows = h5["features"][:]
+    model, processor = load_clip(clip_dir)
+    np.testing.assert_allclose(rows, embed_frames(model, processor, images), rtol=1e-5, atol=1e-6)
+    attrs = cache_attrs(tmp_path / "a.h5")
+    assert (attrs["game"], attrs["half"], attrs["length"], attrs["projection"]) == ("g1", 1, 7, True)
+    prov = attrs["provenance"]
+    assert json.loads(prov["config"])["model"] == str(clip_dir) and prov["weights_sha256"] == attrs["weights_sha256"]
+    assert prov["model"]["hidden_size"] == 32 and prov["model"]["projection_dim"] == 16
+
+
+def test_config_needs_a_clip_directory_when_clip_is_an_encoder():
+    from star.config import ConfigError, validate
+
+    with pytest.raises(ConfigError, match="features.clip.model"):
+        validate({"features": {"encoders": ["pptimesformer", "clip"]}})
+    cfg = validate({"features": {"encoders": ["clip"], "clip": {"model": "/models/clip"}}})
+    assert cfg["features"]["clip"] == {"model": "/models/clip", "projection": True, "batch_size": 16}

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from star.errors import InputError
+from star.features.encoder import VideoEncoder
+from star.provenance import sha256_file
 
 WEIGHTS = "model.safetensors"
 PREPROCESSOR = "preprocessor_config.json"
@@ -88,3 +90,33 @@ def model_summary(model) -> dict:
     return {"class": type(model).__name__, "hidden_size": c.hidden_size, "layers": c.num_hidden_layers,
             "heads": c.num_attention_heads, "image_size": c.image_size, "patch_size": c.patch_size,
             "projection_dim": getattr(c, "projection_dim", None)}
+
+
+class ClipEncoder(VideoEncoder):
+    """The `clip` video encoder (config section `features.clip`): rows at the frames cache's rate."""
+
+    def __init__(self, cfg: dict, weights: str | None, threads: int):
+        import torch
+
+        super().__init__(cfg, weights, threads)
+        torch.set_num_threads(max(1, threads))
+        self.directory = check_clip_dir(weights or cfg["model"])
+        self.model, self.processor = load_clip(self.directory, cfg["projection"])
+        self.dim = int(self.model.config.projection_dim if cfg["projection"] else self.model.config.hidden_size)
+        self.weights_sha = sha256_file(self.directory / WEIGHTS)
+
+    def check(self, path, frames_h5) -> None:
+        self.fps = float(frames_h5.attrs["fps"])  # one row per decoded frame
+
+    def features(self, frames_h5) -> Iterator[np.ndarray]:
+        yield from clip_features(self.model, self.processor, frames_h5, self.cfg["batch_size"])
+
+    def used(self) -> dict:
+        return {**self.cfg, "model": str(self.directory)}
+
+    def provenance(self) -> dict:
+        return {"weights": str(self.directory / WEIGHTS), "weights_sha256": self.weights_sha,
+                "model": model_summary(self.model)}
+
+    def attrs(self) -> dict:
+        return {"weights_sha256": self.weights_sha, "projection": bool(self.cfg["projection"])}

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 
 import pytest
 import torch
 
+from star.models.dense import ClipEvents, DenseBatch
 from star.models.tokenizer import train_bpe
 from star.models.vid2seq import T5DirectoryError, Vid2Seq, Vid2SeqConfig, load_t5
 from star.models.vid2seq_tokens import TimeTokens, event_sequence, parse_sequence
@@ -75,11 +75,14 @@ def test_parse_drops_blank_captions():
 
 
 def _batch(tokenizer, features, events):
-    """A DenseBatch-like object: features [B, T, D], mask, per clip events with start/end (frames) and tokens."""
-    return SimpleNamespace(
-        features=features, mask=torch.ones(features.shape[:2], dtype=torch.bool),
-        events=[[SimpleNamespace(start=s, end=e, centre=(s + e) / 2, label=0, tokens=tokenizer.encode(c))
-                 for s, e, c in clip] for clip in events])
+    """A DenseBatch: features [B, T, D], mask, per clip its events' segments (samples) and caption tokens."""
+    clips = []
+    for clip in events:
+        start, end = (torch.tensor([e[k] for e in clip], dtype=torch.float32) for k in (0, 1))
+        tokens, token_mask = tokenizer.encode_batch([e[2] for e in clip], 64)
+        clips.append(ClipEvents((start + end) / 2, start, end, torch.zeros(len(clip), dtype=torch.long), tokens,
+                                token_mask))
+    return DenseBatch(features, torch.ones(features.shape[:2], dtype=torch.bool), clips)
 
 
 def test_tiny_model_overfits_two_clips(tokenizer):
@@ -100,14 +103,27 @@ def test_tiny_model_overfits_two_clips(tokenizer):
         optimiser.step()
     assert loss.item() < 0.3 * first
     model.eval()
+    quantized = lambda t: model.times.decode(model.times.encode(t, 20), 20)  # a bin's left edge
     for clip, want in zip(features, events, strict=True):
-        predicted, dropped = model.predict_clip(clip)
-        assert dropped == 0
-        quantized = [(model.times.decode(model.times.encode(s, 20), 20), model.times.decode(model.times.encode(e, 20), 20),
-                      c) for s, e, c in want]   # times come back at the left edge of their bin
-        assert [c for *_, c, _ in predicted] == [c for *_, c in quantized]
-        assert [t for s, e, *_ in predicted for t in (s, e)] == pytest.approx([t for s, e, _ in quantized for t in (s, e)])
-        assert all(0.5 < conf <= 1.0 for *_, conf in predicted)
+        predicted = model.predict(clip, fps=2.0)
+        assert [e.caption for e in predicted] == [c for *_, c in want]
+        assert [t for e in predicted for t in (e.start_s, e.end_s)] == pytest.approx(
+            [quantized(t) / 2 for s, e, _ in want for t in (s, e)])
+        assert all(e.centre_s == (e.start_s + e.end_s) / 2 and 0.5 < e.confidence <= 1 and e.label is None
+                   for e in predicted)
+    assert model.parsing == {"events": 3, "dropped": 0}
+
+
+def test_untrained_model_still_predicts_one_well_formed_event_per_clip(tokenizer):
+    torch.manual_seed(0)
+    cfg = Vid2SeqConfig.tiny()
+    cfg.max_tokens = 24
+    model = Vid2Seq(cfg, feature_dim=8, tokenizer=tokenizer).eval()
+    for seed in range(3):
+        clip = torch.randn(10, 8, generator=torch.Generator().manual_seed(seed))
+        events = model.predict(clip, fps=1.0)
+        assert events and all(0 <= e.start_s <= e.end_s <= 10 and e.caption and 0 < e.confidence <= 1
+                              for e in events)
 
 
 def test_checkpoint_round_trip_safetensors(tokenizer, tmp_path):

@@ -32,6 +32,7 @@ from transformers import T5Config, T5ForConditionalGeneration
 from transformers.modeling_outputs import BaseModelOutput
 
 from star.errors import InputError
+from star.models.dense import DenseBatch, Event
 from star.models.vid2seq_tokens import TimeTokens, event_sequence, parse_sequence
 
 if TYPE_CHECKING:
@@ -46,25 +47,31 @@ class T5DirectoryError(InputError):
 
 @dataclass
 class Vid2SeqConfig:
-    clip_s: int = 60                # clip length (s) the half is cut into, for training and inference
-    clip_stride_s: int = 30         # inference: clips start every stride seconds (overlaps merged by NMS)
+    # clips (star.models.dense): what the model reads at once, and how a half is covered
+    clip_s: float = 100.0           # Vid2Seq reads 100 frames of a whole (~2-min) video; here 100 s of a half
+    train_stride_s: float = 30.0    # training clips start every this many seconds
+    infer_stride_s: float = 50.0    # inference clips overlap by clip_s - infer_stride_s
+    event_s: float = 10.0           # training segment of a point annotation, centred on it
+    nms_window_s: float = 10.0      # merging clips: events within half of this of a more confident one are dropped
     max_frames: int = 100           # frames the encoder reads per clip, longer clips subsampled (Vid2Seq: 100)
+    # the sequence
     num_bins: int = 100             # relative time tokens per clip (Vid2Seq: 100)
     max_tokens: int = 256           # target / generated sequence length, end token included (Vid2Seq: 256)
-    d_model: int = 768              # T5 width (T5-base: 768)
+    # T5 (T5-base's sizes; a pretrained directory's own replace them)
+    d_model: int = 768              # T5 width
     d_ff: int = 3072                # T5 feed-forward width
     d_kv: int = 64                  # T5 attention head width
     num_heads: int = 12
     decoder_layers: int = 12        # T5 decoder blocks
-    temporal_layers: int = 12       # visual temporal transformer blocks (Vid2Seq: 12; 0 = projection only)
-    temporal_heads: int = 12
-    temporal_ff: int = 2048         # temporal transformer feed-forward width (Vid2Seq: 2048)
     dropout: float = 0.1            # T5 decoder dropout (Vid2Seq: 0.1); the visual encoder has none (Vid2Seq)
+    pretrained: str | None = None   # local T5 directory (config.json, weights, tokenizer.json): model.t5_dir
+    # visual temporal transformer
+    temporal_layers: int = 12       # blocks (Vid2Seq: 12; 0 = projection and positions only)
+    temporal_heads: int = 12
+    temporal_ff: int = 2048         # feed-forward width (Vid2Seq: 2048)
+    # training and decoding
     label_smoothing: float = 0.1    # of the token cross-entropy (Vid2Seq: 0.1)
     beam_size: int = 4              # inference beam search (Vid2Seq: 4)
-    nms_window_s: float = 30.0      # inference: events whose centres are closer than this keep the more confident
-    threshold: float = 0.0          # inference: events below this confidence are dropped
-    pretrained: str | None = None   # local T5 directory (config.json, weights, tokenizer.json); sizes from it
 
     @classmethod
     def paper(cls) -> Vid2SeqConfig:
@@ -72,9 +79,9 @@ class Vid2SeqConfig:
 
     @classmethod
     def tiny(cls) -> Vid2SeqConfig:
-        # sized for the 2-core CPU budget: a 2-block decoder of width 128 trained from scratch
-        return cls(d_model=128, d_ff=256, d_kv=32, num_heads=4, decoder_layers=2, temporal_layers=1,
-                   temporal_heads=4, temporal_ff=256, beam_size=1)
+        """CPU-sized: 60-s clips, a 2-block T5 decoder of width 128 and one temporal block, greedy decoding."""
+        return cls(clip_s=60.0, train_stride_s=15.0, infer_stride_s=30.0, d_model=128, d_ff=256, d_kv=32,
+                   num_heads=4, decoder_layers=2, temporal_layers=1, temporal_heads=4, temporal_ff=256, beam_size=1)
 
 
 def check_t5_dir(directory: str | Path) -> Path:
@@ -154,6 +161,7 @@ class Vid2Seq(nn.Module):
         if cfg.d_model % cfg.temporal_heads:
             raise InputError(f"Vid2Seq: width {cfg.d_model} is not a multiple of temporal_heads {cfg.temporal_heads}")
         self.encoder = TemporalEncoder(cfg, feature_dim)
+        self.parsing = {"events": 0, "dropped": 0}   # what predict's parsing kept and dropped, summed
 
     def encode(self, features: torch.Tensor, mask: torch.Tensor) -> tuple[BaseModelOutput, torch.Tensor]:
         features, mask = subsample(features, mask, self.cfg.max_frames)
@@ -178,22 +186,51 @@ class Vid2Seq(nn.Module):
                          decoder_attention_mask=target_mask.long()).logits    # [B, L, V]
         return F.cross_entropy(logits[target_mask], targets[target_mask], label_smoothing=self.cfg.label_smoothing)
 
-    def forward(self, batch) -> torch.Tensor:
-        """Loss on a DenseBatch: clips' features [B, T, D] with mask and per clip its events."""
+    def forward(self, batch: DenseBatch) -> torch.Tensor:
+        """Loss on a DenseBatch: per clip its events' segments (samples) and caption tokens (end token dropped:
+        the sequence has one end token, after its last event)."""
+        end = self.tokenizer.end_id
+        events = []
+        for clip in batch.events:
+            rows = []
+            for k in range(len(clip)):
+                ids = clip.tokens[k][clip.token_mask[k]].tolist()
+                rows.append((float(clip.start[k]), float(clip.end[k]), ids[:-1] if ids and ids[-1] == end else ids))
+            events.append(rows)
         durations = batch.mask.sum(dim=1).clamp(min=1).tolist()
-        events = [[(e.start, e.end, list(e.tokens)) for e in clip] for clip in batch.events]
         targets, target_mask = self.targets(events, durations)
         device = batch.features.device
         return self.sequence_loss(batch.features, batch.mask, targets.to(device), target_mask.to(device))
 
+    def _one_event(self, batch_id: int, prefix: torch.Tensor) -> list[int]:
+        """Tokens allowed next when decoding exactly one event: a start, an end no earlier, text (its first token
+        not blank), then the end token (forced at the length limit)."""
+        step = len(prefix) - 1  # after the decoder start token
+        if step == 0:
+            return self._time_ids
+        if step == 1:
+            return self._time_ids[int(prefix[-1]) - self.times.offset:]
+        if step == self.cfg.max_tokens - 1:
+            return [self.tokenizer.end_id]
+        return self._word_ids if step == 2 else self._text_ids + [self.tokenizer.end_id]
+
     @torch.no_grad()
-    def generate(self, features: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
-        """Generated ids per clip (decoder start token removed). Call in eval mode."""
+    def generate(self, features: torch.Tensor, mask: torch.Tensor, one_event: bool = False) -> list[list[int]]:
+        """Generated ids per clip (decoder start token removed). `one_event`: decoding constrained to exactly one
+        well-formed event (the fallback when a clip's free decoding gives none). Call in eval mode."""
         encoded, enc_mask = self.encode(features, mask)
+        constraint = {}
+        if one_event and not hasattr(self, "_word_ids"):  # the constraint's token lists, once
+            offset, special = self.times.offset, {self.tokenizer.pad_id, self.tokenizer.end_id}
+            self._time_ids = list(range(offset, offset + self.times.bins))
+            self._text_ids = [i for i in range(offset) if i not in special]
+            self._word_ids = [i for i in self._text_ids if self.tokenizer.decode([i]).strip()]  # never blank
+        if one_event:
+            constraint = {"prefix_allowed_tokens_fn": self._one_event}
         out = self.t5.generate(encoder_outputs=encoded, attention_mask=enc_mask.long(),
                                max_new_tokens=self.cfg.max_tokens, num_beams=self.cfg.beam_size, do_sample=False,
                                eos_token_id=self.tokenizer.end_id, pad_token_id=self.tokenizer.pad_id,
-                               decoder_start_token_id=self.tokenizer.pad_id)
+                               decoder_start_token_id=self.tokenizer.pad_id, **constraint)
         return [row[1:].tolist() for row in out]
 
     @torch.no_grad()
@@ -207,18 +244,37 @@ class Vid2Seq(nn.Module):
 
     @torch.no_grad()
     def predict_clip(self, features: torch.Tensor, mask: torch.Tensor | None = None):
-        """Events of one clip, features [T, D] (mask [T], True = real): (events, dropped), each event
-        (start, end, caption, confidence) with times in frames from the clip's start."""
+        """Events of one clip, features [T, D] (mask [T], True = real): (events, dropped fragments), each event
+        (start, end, caption ids, confidence) with times in samples from the clip's start. A clip whose free
+        decoding gives no well-formed event gets one from decoding constrained to one event (our fallback:
+        the dense contract wants an event per clip, so that no half goes without predictions)."""
         if mask is None:
             mask = torch.ones(features.shape[0], dtype=torch.bool, device=features.device)
         features, mask = features[None], mask[None]
-        ids = self.generate(features, mask)[0]
         duration = max(int(mask.sum()), 1)
-        parsed = parse_sequence(ids, duration, self.times, self.tokenizer.end_id, self.tokenizer.pad_id,
-                                self.tokenizer.decode)
+        parse = lambda ids: parse_sequence(ids, duration, self.times, self.tokenizer.end_id,
+                                           self.tokenizer.pad_id, self.tokenizer.decode)
+        ids = self.generate(features, mask)[0]
+        parsed = parse(ids)
+        dropped = parsed.dropped
         if not parsed.events:
-            return [], parsed.dropped
+            ids = self.generate(features, mask, one_event=True)[0]
+            parsed = parse(ids)
+        if not parsed.events:  # a blank caption even so
+            return [], dropped
         log_probs = self.token_log_probs(features, mask, ids)
-        events = [(e.start, e.end, self.tokenizer.decode(e.text_ids).strip(),
-                   float(log_probs[e.first:e.last].mean().exp())) for e in parsed.events]
-        return events, parsed.dropped
+        return [(e.start, e.end, e.text_ids, float(log_probs[e.first:e.last].mean().exp()))
+                for e in parsed.events], dropped
+
+    @torch.no_grad()
+    def predict(self, features: torch.Tensor, mask: torch.Tensor | None = None, fps: float = 1.0,
+                max_tokens: int = 70) -> list[Event]:
+        """The events of one clip (seconds from its start), captions cut to `max_tokens` tokens. Counts of parsed
+        events and dropped malformed fragments accumulate in `self.parsing`."""
+        self.eval()
+        events, dropped = self.predict_clip(features, mask)
+        self.parsing["events"] += len(events)
+        self.parsing["dropped"] += dropped
+        return [Event(centre_s=(start + end) / 2 / fps, start_s=start / fps, end_s=end / fps,
+                      caption=self.tokenizer.decode(text[:max_tokens]).strip(), confidence=confidence)
+                for start, end, text, confidence in events]

@@ -171,6 +171,8 @@ register_method(Method("star", "STaR", "two_stage", "star.models.star:STaRConfig
                        positions=True, variants=True))
 register_method(Method("pdvc", "PDVC", "dense", "star.models.pdvc:PDVCConfig", model="star.models.pdvc:PDVC",
                        tokenizer="words"))
+register_method(Method("vid2seq", "Vid2Seq", "dense", "star.models.vid2seq:Vid2SeqConfig",
+                       model="star.models.vid2seq:Vid2Seq", tokenizer="t5"))
 
 # ---- encoders ----------------------------------------------------------------------------------------------------
 register_encoder(Encoder("pptimesformer", "PP-TimesFormer", "video",

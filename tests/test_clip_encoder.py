@@ -111,3 +111,19 @@ def test_config_needs_a_clip_directory_when_clip_is_an_encoder():
         validate({"features": {"encoders": ["pptimesformer", "clip"]}})
     cfg = validate({"features": {"encoders": ["clip"], "clip": {"model": "/models/clip"}}})
     assert cfg["features"]["clip"] == {"model": "/models/clip", "projection": True, "batch_size": 16}
+
+
+def test_clip_features_plan_through_the_workflow(tmp_path, clip_dir):
+    """With `clip` among the encoders, every half gets a features_extract_clip job (and its probe); the rule reads
+    the directory's weights, so replacing them reruns it."""
+    import yaml
+
+    from tests.conftest import TINY, snakemake
+    from tests.test_workflow import planned_jobs
+
+    config = {**TINY, "features": {**TINY["features"], "encoders": ["pptimesformer", "clip"],
+                                   "clip": {"model": str(clip_dir)}}}
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
+    jobs = planned_jobs(snakemake(tmp_path, "-n", "data"))
+    assert jobs["features_extract_clip"] == jobs["features_extract"] == 6  # 3 games x 2 halves
+    assert jobs["features_probe"] == 2

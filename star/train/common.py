@@ -60,6 +60,8 @@ def method_config(cfg: dict, method: str, variant: str = "default"):
         overrides["global_stride"] = model["global_stride"]
     if hasattr(base, "decoder") and model["gpt2_dir"]:
         overrides["decoder"] = {"pretrained": model["gpt2_dir"]}
+    if registry.method(method).tokenizer == "t5" and model["t5_dir"]:
+        overrides["pretrained"] = model["t5_dir"]
     return model_config(method, model["preset"], overrides)
 
 
@@ -100,11 +102,14 @@ def feature_statistics(halves: list[Half]) -> tuple[np.ndarray, np.ndarray]:
 def caption_tokenizer(method: str, model_cfg, captions: list[str], cfg: dict):
     """The method's tokenizer kind (star/registry.py): `words` (SDVC) a word vocabulary of the train captions;
     `bpe` (Delta, STaR) GPT-2's BPE when GPT-2 is loaded or the preset is `paper`, else a byte-level BPE learned
-    on the train captions."""
+    on the train captions; `t5` (Vid2Seq) T5's own when T5 is loaded (model.t5_dir), else that learned BPE."""
     if registry.method(method).tokenizer == "words":
         return importlib.import_module("star.models.vocab").WordVocab.build(captions, model_cfg.min_word_freq)
     # by name: the spotting stages share this module and must not hash (or import) the decoder behind it
     make_tokenizer = importlib.import_module("star.models.tokenizer").make_tokenizer
+    if registry.method(method).tokenizer == "t5":  # T5's own with T5's weights, else a BPE learned on the captions
+        t5 = model_cfg.pretrained
+        return make_tokenizer("t5" if t5 else "bpe", captions, model_dir=t5)
     gpt2 = model_cfg.decoder.pretrained is not None or cfg["model"]["preset"] == "paper"
     return make_tokenizer("gpt2" if gpt2 else "bpe", captions, model_dir=model_cfg.decoder.pretrained)
 

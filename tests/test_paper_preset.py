@@ -16,7 +16,7 @@ from star.train.loop import epoch_cosine, schedule
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "paper-preset.md"
 ROW = re.compile(r"^\| `([^`]+)` \| ([^|]+?) \| ([^|]+?) \|$")
-METHODS = ("star", "delta", "sdvc", "pdvc")
+METHODS = ("star", "delta", "sdvc", "pdvc", "vid2seq")
 
 
 def documented() -> dict[str, tuple[str, str]]:
@@ -77,7 +77,7 @@ def test_every_setting_is_documented_with_the_value_the_code_uses():
     assert sorted(settings) == sorted(rows), "docs/paper-preset.md and the preset list different settings"
     for key, value in settings.items():
         assert parse(rows[key][0]) == value, f"{key}: docs say {rows[key][0]}, the code uses {value!r}"
-        assert re.match(r"(paper|authors|DeLTA|sn-caption|PDVC|ours)", rows[key][1]), f"{key}: no source"
+        assert re.match(r"(paper|authors|DeLTA|sn-caption|PDVC|Vid2Seq|ours)", rows[key][1]), f"{key}: no source"
 
 
 def test_values_from_the_paper_are_pinned():

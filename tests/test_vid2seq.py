@@ -180,18 +180,24 @@ def test_missing_t5_directory_is_one_line(tmp_path, tokenizer):
         load_t5(tmp_path / "empty")
 
 
-def test_t5_tokenizer_from_a_local_directory(tmp_path):
+def _save_t5_tokenizer(directory, words=("corner", "kick")):
+    """A T5-style tokenizer.json (<pad> 0, </s> 1, <unk> 2, then `words`): how a T5 directory ships its own."""
     from tokenizers import Tokenizer as HFTokenizer
     from tokenizers import models, pre_tokenizers
 
-    from star.models.tokenizer import TokenizerError, Tokenizer, make_tokenizer
-
-    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, "corner": 3, "kick": 4}
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, **{w: 3 + i for i, w in enumerate(words)}}
     bpe = HFTokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     bpe.pre_tokenizer = pre_tokenizers.Whitespace()
     bpe.add_special_tokens(["<pad>", "</s>"])
-    (tmp_path / "t5").mkdir()
-    bpe.save(str(tmp_path / "t5" / "tokenizer.json"))
+    directory.mkdir(parents=True, exist_ok=True)
+    bpe.save(str(directory / "tokenizer.json"))
+    return len(vocab)
+
+
+def test_t5_tokenizer_from_a_local_directory(tmp_path):
+    from star.models.tokenizer import Tokenizer, TokenizerError, make_tokenizer
+
+    _save_t5_tokenizer(tmp_path / "t5")
     tok = make_tokenizer("t5", model_dir=tmp_path / "t5")
     assert (tok.pad_id, tok.end_id, tok.kind) == (0, 1, "t5")
     assert tok.encode("corner kick") == [3, 4]
@@ -199,3 +205,61 @@ def test_t5_tokenizer_from_a_local_directory(tmp_path):
     assert Tokenizer.load(tmp_path / "saved").encode("kick corner") == [4, 3]
     with pytest.raises(TokenizerError, match="tokenizer.json"):
         make_tokenizer("t5", model_dir=tmp_path)
+
+
+FAST = {"steps": 4, "batch_size": 2, "eval_every": 2, "warmup_steps": 1}
+
+
+def _train(store, out, model=None):
+    import json
+
+    from star.cli import main
+
+    cfg = json.dumps({"captioning": {"dense": {"train": FAST}, "max_tokens": 12},
+                      "model": {"preset": "tiny", **(model or {})}})
+    assert main(["captioning-train", "--method", "vid2seq", "--manifest", str(store["manifest"]),
+                 "--labels-root", str(store["labels_root"]), "--features", str(store["features"]), "--config", cfg,
+                 "--out", str(out / "model.safetensors"), "--report", str(out / "train.json")]) == 0
+    return cfg
+
+
+def test_trains_and_infers_through_the_dense_stages(tmp_path):
+    """`star captioning-train` writes a Vid2Seq model that loads back the same; `star captioning-infer` writes the
+    official predictions of every half from its own events."""
+    from star.cli import main
+    from star.eval.dvc import load_predictions
+    from star.train.common import load_model
+    from tests.caches import write_store
+
+    store = write_store(tmp_path / "store")
+    cfg = _train(store, tmp_path / "models")
+    model, content = load_model(tmp_path / "models" / "model.safetensors", "captioning")
+    again, _ = load_model(tmp_path / "models" / "model.safetensors", "captioning")
+    assert isinstance(model, Vid2Seq) and model.tokenizer.kind == "bpe" and content["method"] == "vid2seq"
+    for name, value in model.state_dict().items():  # T5's tied embeddings stored once, restored shared
+        assert torch.equal(value, again.state_dict()[name]), name
+    assert model.t5.lm_head.weight.data_ptr() == model.t5.shared.weight.data_ptr()
+    test = store["games"][2]
+    out = tmp_path / "pred" / "results_dense_captioning.json"
+    assert main(["captioning-infer", "--model", str(tmp_path / "models" / "model.safetensors"), "--game-path",
+                 test.path, "--features", *[str(store["features"] / test.id / f"{h}.h5") for h in (1, 2)],
+                 "--out", str(out), "--config", cfg]) == 0
+    predictions, outside = load_predictions(out)
+    assert not outside and all(predictions[h] for h in (1, 2))
+    assert all(0 <= c.seconds < 60 and c.label == "comments" for h in (1, 2) for c in predictions[h])
+
+
+def test_t5_dir_loads_t5_and_its_tokenizer_through_the_stage(tmp_path):
+    from star.train.common import load_model
+    from tests.caches import write_store
+
+    vocab = _save_t5_tokenizer(tmp_path / "t5", words=("goal", "corner", "card"))
+    saved = _save_tiny_t5(tmp_path / "t5", vocab)
+    store = write_store(tmp_path / "store")
+    _train(store, tmp_path / "models", {"t5_dir": str(tmp_path / "t5")})
+    model, content = load_model(tmp_path / "models" / "model.safetensors", "captioning")
+    assert content["config"]["pretrained"] == str(tmp_path / "t5") and model.tokenizer.kind == "t5"
+    assert model.cfg.d_model == 32 and model.times.offset == vocab
+    assert model.t5.shared.weight.shape == (vocab + model.cfg.num_bins, 32)
+    assert not torch.equal(model.t5.decoder.block[0].layer[0].SelfAttention.q.weight,
+                           saved.decoder.block[0].layer[0].SelfAttention.q.weight)  # trained from T5's weights

@@ -113,17 +113,20 @@ def test_config_needs_a_clip_directory_when_clip_is_an_encoder():
     assert cfg["features"]["clip"] == {"model": "/models/clip", "projection": True, "batch_size": 16}
 
 
-def test_clip_features_plan_through_the_workflow(tmp_path, clip_dir):
-    """With `clip` among the encoders, every half gets a features_extract_clip job (and its probe); the rule reads
-    the directory's weights, so replacing them reruns it."""
+def test_vid2seq_on_clip_features_plans_through_the_workflow(tmp_path, clip_dir):
+    """Table 1 with Vid2Seq on two encoders, `clip` one of them: every half gets a features_extract_clip job, and
+    Vid2Seq trains one model and captions the test game per encoder, with no spotting job."""
     import yaml
 
     from tests.conftest import TINY, snakemake
     from tests.test_workflow import planned_jobs
 
-    config = {**TINY, "features": {**TINY["features"], "encoders": ["pptimesformer", "clip"],
-                                   "clip": {"model": str(clip_dir)}}}
+    config = {**TINY, "methods": ["vid2seq"],
+              "features": {**TINY["features"], "encoders": ["pptimesformer", "clip"], "clip": {"model": str(clip_dir)}}}
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
-    jobs = planned_jobs(snakemake(tmp_path, "-n", "data"))
+    proc = snakemake(tmp_path, "-n", "-p", "results/table1.csv")
+    jobs = planned_jobs(proc)
     assert jobs["features_extract_clip"] == jobs["features_extract"] == 6  # 3 games x 2 halves
-    assert jobs["features_probe"] == 2
+    assert "spotting_train" not in jobs and "spotting_infer" not in jobs
+    assert (jobs["captioning_train"], jobs["captioning_infer"], jobs["evaluate_captions"]) == (2, 2, 2)
+    assert "star features-extract --encoder clip" in proc.stdout

@@ -111,7 +111,7 @@ def test_tiny_model_overfits_two_clips(tokenizer):
             [quantized(t) / 2 for s, e, _ in want for t in (s, e)])
         assert all(e.centre_s == (e.start_s + e.end_s) / 2 and 0.5 < e.confidence <= 1 and e.label is None
                    for e in predicted)
-    assert model.parsing == {"events": 3, "dropped": 0}
+    assert model.parsing == {"events": 3, "dropped": 0, "fallback": 0}
 
 
 def test_untrained_model_still_predicts_one_well_formed_event_per_clip(tokenizer):

@@ -128,9 +128,8 @@ def run(args: argparse.Namespace) -> int:
         predictions = caption_anchors(model, content, halves, anchors(args, halves), section, device)
     write_predictions(args.out, args.game_path, predictions)
     print(f"star captioning-infer: {len(predictions)} captions -> {args.out}")
-    if getattr(model, "parsing", None):  # a model that parses generated sequences (Vid2Seq) says what it dropped
-        print(f"star captioning-infer: {model.parsing['events']} events parsed, {model.parsing['dropped']} "
-              "malformed fragments dropped")
+    if getattr(model, "parsing", None):  # Vid2Seq parses what it generates: events, dropped, fallbacks
+        print("star captioning-infer: " + ", ".join(f"{k} {v}" for k, v in model.parsing.items()))
     if predictions:
         print(json.dumps(predictions[0]))
     return 0

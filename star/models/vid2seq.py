@@ -161,7 +161,7 @@ class Vid2Seq(nn.Module):
         if cfg.d_model % cfg.temporal_heads:
             raise InputError(f"Vid2Seq: width {cfg.d_model} is not a multiple of temporal_heads {cfg.temporal_heads}")
         self.encoder = TemporalEncoder(cfg, feature_dim)
-        self.parsing = {"events": 0, "dropped": 0}   # what predict's parsing kept and dropped, summed
+        self.parsing = {"events": 0, "dropped": 0, "fallback": 0}  # predict's parsing, summed over clips
 
     def encode(self, features: torch.Tensor, mask: torch.Tensor) -> tuple[BaseModelOutput, torch.Tensor]:
         features, mask = subsample(features, mask, self.cfg.max_frames)
@@ -260,6 +260,7 @@ class Vid2Seq(nn.Module):
         if not parsed.events:
             ids = self.generate(features, mask, one_event=True)[0]
             parsed = parse(ids)
+            self.parsing["fallback"] += 1
         if not parsed.events:  # a blank caption even so
             return [], dropped
         log_probs = self.token_log_probs(features, mask, ids)
@@ -270,7 +271,8 @@ class Vid2Seq(nn.Module):
     def predict(self, features: torch.Tensor, mask: torch.Tensor | None = None, fps: float = 1.0,
                 max_tokens: int = 70) -> list[Event]:
         """The events of one clip (seconds from its start), captions cut to `max_tokens` tokens. Counts of parsed
-        events and dropped malformed fragments accumulate in `self.parsing`."""
+        events, dropped malformed fragments and clips decoded again constrained to one event accumulate in
+        `self.parsing`."""
         self.eval()
         events, dropped = self.predict_clip(features, mask)
         self.parsing["events"] += len(events)

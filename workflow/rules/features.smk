@@ -82,6 +82,7 @@ if "clip" in config["features"]["encoders"]:
             "star features-extract --encoder clip --frames {input.frames:q} --out {output.features:q}"
             " --threads {threads} --config {params.cfg:q} > {log:q} 2>&1"
 
+
 rule features_import:
     input:
         npy=lambda w: game_file(

@@ -1,5 +1,5 @@
 """The model stages end to end on the tiny world: `snakemake results/table1.csv` trains, spots, captions, evaluates
-and tabulates SDVC, Delta, STaR and PDVC, a second run has nothing to do, and `snakemake --report` shows it all."""
+and tabulates SDVC, Delta, STaR, PDVC and Vid2Seq, a second run has nothing to do, and `snakemake --report` shows it all."""
 
 import json
 import re
@@ -36,20 +36,20 @@ def test_table1_from_the_tiny_world(tiny_world, tmp_path):
     snakemake(work, "--cores", "2", *configs, "--", "results/table1.csv")
 
     table = pd.read_csv(work / "results/table1.csv")
-    assert table["Method"].tolist() == ["SDVC", "Delta", "STaR", "PDVC"]
+    assert table["Method"].tolist() == ["SDVC", "Delta", "STaR", "PDVC", "Vid2Seq"]
     assert set(table["Encoder"]) == {"PP-TimesFormer"} and set(table["F"]) == {1}
     metrics = ["B4@30", "M@30", "R-L@30", "C@30", "Recall", "Precision", "F1"]
     assert list(table.columns[3:]) == [c + end for c in metrics for end in ("", "_lo", "_hi")]  # with intervals
     assert (table["M@30_lo"] <= table["M@30"]).all() and (table["M@30"] <= table["M@30_hi"]).all()
     assert table[["M@30", "Recall", "Precision"]].notna().all().all()
     assert (work / "results/table1.md").read_text().startswith("| Method")
-    for method in ("sdvc", "delta", "star", "pdvc"):
+    for method in ("sdvc", "delta", "star", "pdvc", "vid2seq"):
         predictions = list((work / f"results/captioning/{method}/pptimesformer/default/spots").rglob("*.json"))
         assert len(predictions) == 1   # the one test game
         halves, _ = load_predictions(predictions[0])
         assert halves[1] and halves[2]   # at least one caption per half
         spotter = work / f"results/spotting/{method}/pptimesformer/default/model.safetensors"
-        assert spotter.is_file() == (method != "pdvc")   # PDVC, end to end, has no spotter
+        assert spotter.is_file() == (method not in ("pdvc", "vid2seq"))   # end to end: no spotter
         assert not list((work / "results").rglob("*.ckpt"))
 
     assert planned_jobs(snakemake(work, "-n", *configs, "--", "results/table1.csv")) == {}
@@ -65,8 +65,8 @@ def test_table1_from_the_tiny_world(tiny_world, tmp_path):
         run = f"{method}/pptimesformer/default"
         assert {f"results/plots/training/spotting/{run}.png", f"results/plots/training/captioning/{run}.png",
                 f"results/plots/spotting/{run}/{game}.png", f"results/viewer/{run}/{game}.html"} <= shown
-    run = "pdvc/pptimesformer/default"
-    assert {f"results/plots/training/captioning/{run}.png", f"results/viewer/{run}/{game}.html"} <= shown
+    for run in ("pdvc/pptimesformer/default", "vid2seq/pptimesformer/default"):
+        assert {f"results/plots/training/captioning/{run}.png", f"results/viewer/{run}/{game}.html"} <= shown
     assert {"results/plots/probe/pptimesformer.png", f"results/plots/positions/{game}/1.png"} <= shown
 
 

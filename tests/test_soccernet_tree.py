@@ -139,7 +139,7 @@ def soccernet_run(tmp_path_factory):
 def test_table1_from_a_soccernet_tree(soccernet_run):
     root, work, snakefile = soccernet_run
     table = pd.read_csv(work / "results/table1.csv")
-    assert table["Method"].tolist() == ["SDVC", "Delta", "STaR", "PDVC"]
+    assert table["Method"].tolist() == ["SDVC", "Delta", "STaR", "PDVC", "Vid2Seq"]
     assert set(table["Encoder"]) == {"Baidu"} and set(table["F"]) == {1}
     assert table[["M@30", "Recall", "Precision"]].notna().all().all()
 
@@ -156,7 +156,7 @@ def test_table1_from_a_soccernet_tree(soccernet_run):
                 assert h5["calibrated"][:].all() and h5["mask"][:].sum(axis=1).min() == 12
     assert not (work / "results/frames").exists()   # no video was needed
 
-    for method in ("sdvc", "delta", "star", "pdvc"):
+    for method in ("sdvc", "delta", "star", "pdvc", "vid2seq"):
         predictions = list((work / f"results/captioning/{method}/baidu/default/spots").rglob("*.json"))
         assert len(predictions) == 1   # the one test game
         halves, _ = load_predictions(predictions[0])

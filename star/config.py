@@ -108,8 +108,8 @@ def cross_key_problems(cfg: dict) -> list[str]:
     odd = [h for h in cfg["dataset"]["halves"] if h not in dataset.halves]
     if odd:
         problems.append(f"dataset.halves: {odd} not halves of {dataset.display} ({list(dataset.halves)})")
-    if "clip" in features["encoders"] and not features["clip"]["model"]:
-        problems.append("features.encoders has clip but features.clip.model is not set (a local CLIP directory)")
+    if "clip" in features["encoders"] and not features["clip"]["weights"]:
+        problems.append("features.encoders has clip but features.clip.weights is not set (a local CLIP directory)")
     tables = cfg["tables"]["encoder"]
     if tables is not None and tables not in features["encoders"]:
         problems.append(f"tables.encoder ({tables}) is not one of features.encoders {features['encoders']}")

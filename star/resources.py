@@ -25,6 +25,7 @@ SOCCERNET_HALF_MB = 2800 * 8576 * 4 / MB   # a 46-min half of Baidu features, fl
 SOCCERNET_DIM = 8576
 PRESET_MODEL_MB = {"tiny": 200, "paper": 8000}  # weights, gradients and AdamW moments (paper: GPT-2 medium)
 ENCODER_MB = {"tiny": 2500, "paper": 16000}     # PP-TimesFormer fine-tuning / extraction, batch included
+CLIP_MB = TORCH_MB + 3000                       # CLIP extraction: the tower (ViT-L/14 ~1.2 GB) and a batch
 
 
 def _paths(value) -> list[Path]:
@@ -83,8 +84,8 @@ def mem_mb(rule: str, config: Mapping, inputs: Mapping[str, object], attempt: in
                 + 3 * min(halves, batch) * longest + 8 * batch * window * row_mb + 2 * longest)
     elif rule in ("encoder_finetune", "features_extract"):  # clips are read batch by batch
         need = ENCODER_MB[config["features"]["pptimesformer"]["preset"]]
-    elif rule == "features_extract_clip":  # the CLIP tower (ViT-L/14: ~1.2 GB) and a batch of frames
-        need = TORCH_MB + 3000
+        if rule == "features_extract" and "clip" in config["features"]["encoders"]:
+            need = max(need, CLIP_MB)
     elif rule == "features_import":  # one half's .npy, loaded, checked and written
         need = PYTHON_MB + 3 * sum(_size_mb(files.get("npy", []), SOCCERNET_HALF_MB))
     elif rule == "features_probe":  # one half at a time, plus the sampled training rows

@@ -60,7 +60,7 @@ def test_processor_defaults_without_its_file(tmp_path, clip_dir):
 
 
 def test_clip_directory_errors_are_one_line(tmp_path):
-    with pytest.raises(ClipDirectoryError, match="features.clip.model"):
+    with pytest.raises(ClipDirectoryError, match="features.clip.weights"):
         load_clip(None)
     with pytest.raises(ClipDirectoryError, match="does not exist") as err:
         load_clip(tmp_path / "missing")
@@ -88,7 +88,7 @@ def test_extract_writes_the_feature_cache_layout_deterministically(tmp_path, cli
     from star.features.extract import extract_half
 
     images = write_frames(tmp_path / "frames.h5")
-    cfg = section("features.clip", {"model": str(clip_dir), "batch_size": 3})
+    cfg = section("features.clip", {"weights": str(clip_dir), "batch_size": 3})
     for name in ("a.h5", "b.h5"):
         assert extract_half("clip", cfg, tmp_path / "frames.h5", tmp_path / name) == 16
     assert (tmp_path / "a.h5").read_bytes() == (tmp_path / "b.h5").read_bytes()   # two builds, the same bytes
@@ -100,21 +100,21 @@ def test_extract_writes_the_feature_cache_layout_deterministically(tmp_path, cli
     attrs = cache_attrs(tmp_path / "a.h5")
     assert (attrs["game"], attrs["half"], attrs["length"], attrs["projection"]) == ("g1", 1, 7, True)
     prov = attrs["provenance"]
-    assert json.loads(prov["config"])["model"] == str(clip_dir) and prov["weights_sha256"] == attrs["weights_sha256"]
+    assert json.loads(prov["config"])["weights"] == str(clip_dir) and prov["weights_sha256"] == attrs["weights_sha256"]
     assert prov["model"]["hidden_size"] == 32 and prov["model"]["projection_dim"] == 16
 
 
 def test_config_needs_a_clip_directory_when_clip_is_an_encoder():
     from star.config import ConfigError, validate
 
-    with pytest.raises(ConfigError, match="features.clip.model"):
+    with pytest.raises(ConfigError, match="features.clip.weights"):
         validate({"features": {"encoders": ["pptimesformer", "clip"]}})
-    cfg = validate({"features": {"encoders": ["clip"], "clip": {"model": "/models/clip"}}})
-    assert cfg["features"]["clip"] == {"model": "/models/clip", "projection": True, "batch_size": 16}
+    cfg = validate({"features": {"encoders": ["clip"], "clip": {"weights": "/models/clip"}}})
+    assert cfg["features"]["clip"] == {"weights": "/models/clip", "projection": True, "batch_size": 16}
 
 
 def test_vid2seq_on_clip_features_plans_through_the_workflow(tmp_path, clip_dir):
-    """Table 1 with Vid2Seq on two encoders, `clip` one of them: every half gets a features_extract_clip job, and
+    """Table 1 with Vid2Seq on two encoders, `clip` one of them: every half gets a CLIP features_extract job, and
     Vid2Seq trains one model and captions the test game per encoder, with no spotting job."""
     import yaml
 
@@ -122,11 +122,11 @@ def test_vid2seq_on_clip_features_plans_through_the_workflow(tmp_path, clip_dir)
     from tests.test_workflow import planned_jobs
 
     config = {**TINY, "methods": ["vid2seq"],
-              "features": {**TINY["features"], "encoders": ["pptimesformer", "clip"], "clip": {"model": str(clip_dir)}}}
+              "features": {**TINY["features"], "encoders": ["pptimesformer", "clip"], "clip": {"weights": str(clip_dir)}}}
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
     proc = snakemake(tmp_path, "-n", "-p", "results/table1.csv")
     jobs = planned_jobs(proc)
-    assert jobs["features_extract_clip"] == jobs["features_extract"] == 6  # 3 games x 2 halves
+    assert jobs["features_extract"] == 12  # 3 games x 2 halves x 2 video encoders
     assert "spotting_train" not in jobs and "spotting_infer" not in jobs
     assert (jobs["captioning_train"], jobs["captioning_infer"], jobs["evaluate_captions"]) == (2, 2, 2)
     assert "star features-extract --encoder clip" in proc.stdout

@@ -227,8 +227,8 @@ def test_trains_and_infers_through_the_dense_stages(tmp_path):
     """`star captioning-train` writes a Vid2Seq model that loads back the same; `star captioning-infer` writes the
     official predictions of every half from its own events."""
     from star.cli import main
-    from star.eval.dvc import load_predictions
-    from star.train.common import load_model
+    from star.data.predictions import load_predictions
+    from star.model_file import load_model
     from tests.caches import write_store
 
     store = write_store(tmp_path / "store")
@@ -250,7 +250,7 @@ def test_trains_and_infers_through_the_dense_stages(tmp_path):
 
 
 def test_t5_dir_loads_t5_and_its_tokenizer_through_the_stage(tmp_path):
-    from star.train.common import load_model
+    from star.model_file import load_model
     from tests.caches import write_store
 
     vocab = _save_t5_tokenizer(tmp_path / "t5", words=("goal", "corner", "card"))

@@ -3,7 +3,7 @@
 Vid2Seq's visual input: each frame through CLIP's image tower (ViT-L/14 in the paper), the projected image
 embedding (`image_embeds`, 768-d for ViT-L/14) by default, or the tower's pooled output (`projection: false`).
 The model is transformers' CLIPVisionModelWithProjection (or CLIPVisionModel) loaded from a local directory
-(`features.clip.model`): a CLIP vision checkpoint or a whole CLIP model (e.g. openai/clip-vit-large-patch14), with
+(`features.clip.weights`): a CLIP vision checkpoint or a whole CLIP model (e.g. openai/clip-vit-large-patch14), with
 config.json and model.safetensors (pickled weights are refused: they can run code) and, when present,
 preprocessor_config.json. Frames are preprocessed as CLIP's image processor does (short side resized bicubic, centre
 crop, CLIP's mean and std); without a preprocessor file, CLIP's defaults at the model's image size.
@@ -31,11 +31,11 @@ class ClipDirectoryError(InputError):
 
 def check_clip_dir(directory: str | Path | None) -> Path:
     if directory is None:
-        raise ClipDirectoryError("no CLIP model: set features.clip.model to a local CLIP directory (e.g. a copy of "
+        raise ClipDirectoryError("no CLIP model: set features.clip.weights to a local CLIP directory (e.g. a copy of "
                                  "openai/clip-vit-large-patch14 with config.json and model.safetensors)")
     directory = Path(directory).expanduser()
     if not directory.is_dir():
-        raise ClipDirectoryError(f"CLIP directory {directory.resolve()} does not exist (features.clip.model)")
+        raise ClipDirectoryError(f"CLIP directory {directory.resolve()} does not exist (features.clip.weights)")
     for name in ("config.json", WEIGHTS):
         if not (directory / name).is_file():
             extra = " (pickled pytorch_model.bin is refused)" if name == WEIGHTS else ""
@@ -100,7 +100,7 @@ class ClipEncoder(VideoEncoder):
 
         super().__init__(cfg, weights, threads)
         torch.set_num_threads(max(1, threads))
-        self.directory = check_clip_dir(weights or cfg["model"])
+        self.directory = check_clip_dir(weights or cfg["weights"])
         self.model, self.processor = load_clip(self.directory, cfg["projection"])
         self.dim = int(self.model.config.projection_dim if cfg["projection"] else self.model.config.hidden_size)
         self.weights_sha = sha256_file(self.directory / WEIGHTS)
@@ -112,7 +112,7 @@ class ClipEncoder(VideoEncoder):
         yield from clip_features(self.model, self.processor, frames_h5, self.cfg["batch_size"])
 
     def used(self) -> dict:
-        return {**self.cfg, "model": str(self.directory)}
+        return {**self.cfg, "weights": str(self.directory)}
 
     def provenance(self) -> dict:
         return {"weights": str(self.directory / WEIGHTS), "weights_sha256": self.weights_sha,

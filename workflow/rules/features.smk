@@ -58,31 +58,6 @@ rule features_extract:
         " {params.weights} --out {output.features:q} --threads {threads} --config {params.cfg:q} > {log:q} 2>&1"
 
 
-if "clip" in config["features"]["encoders"]:
-
-    rule features_extract_clip:
-        input:
-            frames="results/frames/{game}/{half}.h5",
-            weights=f"{config['features']['clip']['model']}/model.safetensors",
-        output:
-            features="results/features/clip/{game}/{half}.h5",
-        log:
-            "results/logs/features_extract/clip_{game}_{half}.log",
-        benchmark:
-            "results/benchmarks/features_extract/clip_{game}_{half}.tsv"
-        conda:
-            env("video")
-        threads: 1
-        resources:
-            mem_mb=mem_mb("features_extract_clip"),
-        params:
-            cfg=section_json("features", "clip"),
-            code=code_hash("star.features.extract", "star.features.clip"),
-        shell:
-            "star features-extract --encoder clip --frames {input.frames:q} --out {output.features:q}"
-            " --threads {threads} --config {params.cfg:q} > {log:q} 2>&1"
-
-
 rule features_import:
     input:
         npy=lambda w: game_file(

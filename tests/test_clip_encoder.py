@@ -122,7 +122,8 @@ def test_vid2seq_on_clip_features_plans_through_the_workflow(tmp_path, clip_dir)
     from tests.test_workflow import planned_jobs
 
     config = {**TINY, "methods": ["vid2seq"],
-              "features": {**TINY["features"], "encoders": ["pptimesformer", "clip"], "clip": {"weights": str(clip_dir)}}}
+              "features": {**TINY["features"], "encoders": ["pptimesformer", "clip"],
+                           "clip": {"weights": str(clip_dir)}}}
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
     proc = snakemake(tmp_path, "-n", "-p", "results/table1.csv")
     jobs = planned_jobs(proc)

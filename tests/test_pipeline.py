@@ -1,5 +1,6 @@
 """The model stages end to end on the tiny world: `snakemake results/table1.csv` trains, spots, captions, evaluates
-and tabulates SDVC, Delta, STaR, PDVC and Vid2Seq, a second run has nothing to do, and `snakemake --report` shows it all."""
+and tabulates SDVC, Delta, STaR, PDVC and Vid2Seq, a second run has nothing to do, and `snakemake --report` shows
+it all."""
 
 import json
 import re

@@ -51,8 +51,11 @@ PAPER_TRAIN = {"lr": 5e-5, "batch_size": 16, "epochs": 15, "schedule": "epoch_co
 PRESET_CONFIG = {
     "tiny": {},  # the schema's defaults are the embedded world's
     "paper": {
-        "spotting": {"selection": None, "nms_window_s": 30, "threshold": 0.7, "train": PAPER_TRAIN},
-        "captioning": {"max_tokens": 100, "train": PAPER_TRAIN,
+        # halves_per_batch (STaR's global features only; docs/scale.md): a spotting half offers ~10^3 samples an
+        # epoch, a captioning half ~30, so captioning batches span more halves (4 of 16 drop at most 3 a half)
+        "spotting": {"selection": None, "nms_window_s": 30, "threshold": 0.7,
+                     "train": {**PAPER_TRAIN, "halves_per_batch": 2}},
+        "captioning": {"max_tokens": 100, "train": {**PAPER_TRAIN, "halves_per_batch": 4},
                        # end-to-end methods: the same protocol (15 epochs of the paper's optimiser), whole clips
                        "dense": {"train": {"batch_size": 16, "lr": 5e-5, "warmup_steps": 0, "eval_every": None,
                                            "max_valid_samples": 2000}}},

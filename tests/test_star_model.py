@@ -83,6 +83,35 @@ def test_filter_keeps_every_kth_frame_and_memory_reinserts_only_novel_ones():
     assert filter_memory(features, mask, alpha=0.5, tau=0.9)[0].nonzero().flatten().tolist() == [0, 2, 4, 6, 7, 8]
 
 
+
+def reference_filter_memory(features, mask, alpha, tau):
+    """Filter/Memory as the module doc states it, all in float64: every frame against every kept one."""
+    k = max(1, round(1 / alpha))
+    filtered = torch.zeros_like(mask)
+    filtered[:, ::k] = True
+    filtered &= mask
+    x = features.double()
+    mean = (mask[..., None] * x).sum(1, keepdim=True) / mask.sum(1, keepdim=True)[..., None].clamp(min=1)
+    unit = torch.nn.functional.normalize(x - mean, dim=-1, eps=1e-12)
+    similarity = (unit @ unit.transpose(1, 2)).masked_fill(~filtered[:, None, :], float("-inf"))
+    return filtered | (mask & (similarity.amax(-1) < tau))
+
+
+@pytest.mark.parametrize("screen", [False, True])
+def test_filter_memory_matches_the_reference_with_and_without_the_bfloat16_screen(screen):
+    # a random walk: neighbouring frames resemble each other, cosines to the kept frames spread across tau
+    gen = torch.Generator().manual_seed(0)
+    steps = torch.randn(3, 700, 256, generator=gen)
+    features = steps.cumsum(1) * 0.2 + torch.randn(3, 700, 256, generator=gen)
+    mask = torch.ones(3, 700, dtype=torch.bool)
+    mask[1, 600:] = False  # a shorter half, padded
+    dropped = mask & (torch.arange(700) % 5 != 0)  # the frames Memory decides on
+    for tau in (0.75, 0.8, 0.85):
+        expected = reference_filter_memory(features, mask, 0.2, tau)
+        assert 0.2 < expected[dropped].float().mean() < 0.95  # Memory decides both ways
+        assert torch.equal(filter_memory(features, mask, 0.2, tau, screen=screen), expected), tau
+
+
 def test_compact_moves_kept_frames_first_with_their_times():
     features = torch.arange(12.0).view(2, 6, 1)  # [2, 6, 1]
     keep = torch.tensor([[True, False, False, True, False, True], [False, True, False, False, False, False]])

@@ -120,6 +120,24 @@ class CacheReader:
         self.cache_bytes, self.global_stride, self.max_open = int(cache_mb * 2**20), global_stride, max_open
         self.global_dtype = np.dtype(global_dtype)
         self._pid = None
+        self._next: dict[Path, list[Path]] = {}
+
+    def plan(self, paths: Sequence[Path], ahead: int = 2) -> None:
+        """The order in which halves will be read (a training epoch's, from its batches): when a half is read, the
+        kernel starts reading the next `ahead` ones of the plan (posix_fadvise WILLNEED), so their disk reads
+        overlap this half's computation. Only this process's reads are planned (DataLoader workers overlap reads
+        by themselves)."""
+        paths = list(dict.fromkeys(paths))
+        self._next = {p: paths[i + 1:i + 1 + ahead] for i, p in enumerate(paths)}
+
+    def _read_ahead(self, path: Path) -> None:
+        for upcoming in self._next.get(path, ()):
+            if hasattr(os, "posix_fadvise"):
+                fd = os.open(upcoming, os.O_RDONLY)
+                try:
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+                finally:
+                    os.close(fd)
 
     def _reset_if_forked(self) -> None:
         # h5py handles must not cross a fork: each DataLoader worker opens its own
@@ -151,9 +169,9 @@ class CacheReader:
         if not mask.any():
             return out, mask
         self._reset_if_forked()
-        stored = self._arrays.get(self._global_key(half, inputs), (None, None))
-        if stored[1] is None and stored[0] is not None and self.global_stride == 1 and stored[0].dtype == np.float32:
-            out[mask] = stored[0][source[mask]]  # the whole half, already standardised
+        rows, _ = self._arrays.get(self._global_key(half, inputs), (None, None))
+        if rows is not None and self.global_stride == 1 and rows.dtype == np.float32 and len(rows) == half.length:
+            out[mask] = rows[source[mask]]  # the whole half (every frame kept), already standardised
             return out, mask
         lo, hi = source[mask].min(), source[mask].max() + 1
         out[mask] = self._open(half.features, "features")["features"][lo:hi][source[mask] - lo]
@@ -169,6 +187,7 @@ class CacheReader:
         key = self._global_key(half, inputs)
 
         def read():
+            self._read_ahead(half.features)
             h5 = self._open(half.features, "features")
             rows = h5["features"][:: self.global_stride] if self.global_stride > 1 else h5["features"][:]
             rows = rows.astype(np.float32, copy=False)
@@ -179,7 +198,9 @@ class CacheReader:
             if inputs.select is not None:  # a function of the half's features alone: once per half
                 keep = filter_memory(torch.from_numpy(rows)[None], torch.ones(1, len(rows), dtype=torch.bool),
                                      *inputs.select)[0].numpy()
-                rows, times = rows[keep], np.flatnonzero(keep) * self.global_stride
+                times = np.flatnonzero(keep) * self.global_stride
+                if not keep.all():  # no copy when Memory keeps every frame
+                    rows = rows[keep]
             return rows.astype(self.global_dtype, copy=False), times
 
         self._reset_if_forked()
@@ -258,11 +279,12 @@ class WindowDataset(torch.utils.data.Dataset):
         """One epoch's batches: `epoch_order` cut into batches (the rest dropped; a set smaller than a batch is
         one batch), or grouped by half when `groups` is set."""
         order = self.epoch_order(rng)
-        if self.groups is not None:
-            batches = self.groups.batches(order, self.half_index, batch_size, rng)
-            if batches:
-                return batches
-        return [order[b * batch_size:(b + 1) * batch_size] for b in range(max(1, len(order) // batch_size))]
+        batches = self.groups.batches(order, self.half_index, batch_size, rng) if self.groups is not None else []
+        if not batches:
+            batches = [order[b * batch_size:(b + 1) * batch_size] for b in range(max(1, len(order) // batch_size))]
+        if self.inputs.with_global:  # the halves in the order the epoch reads them: read ahead
+            self.reader.plan([self.halves[h].features for h in self.half_index[np.concatenate(batches)]])
+        return batches
 
     def __getitem__(self, i: int) -> dict:
         half, anchor, inputs = self.halves[self.half_index[i]], int(self.anchors[i]), self.inputs

@@ -66,7 +66,7 @@ def train_stage(args: argparse.Namespace, stage: str) -> int:
     reader = CacheReader(cfg["model"]["cache_mb"], global_stride=getattr(model_cfg, "global_stride", 1),
                          global_dtype=cfg["model"]["global_dtype"])
     train_set, valid_set, captions = datasets(stage, cfg, train, valid, inputs, reader, seed)
-    if train_cfg["halves_per_batch"]:
+    if train_cfg["halves_per_batch"] and inputs.with_global:  # grouping pays only where a half is read whole
         train_set.groups = HalfGroups(train_cfg["halves_per_batch"], block_halves(reader, train))
     tokenizer = caption_tokenizer(args.method, model_cfg, captions, cfg) if stage == "captioning" else None
     collate = Collate(tokenizer, cfg["captioning"]["max_tokens"])

@@ -14,6 +14,9 @@ the median of each:
 - model: forward + backward + AdamW step on one batch reused (the model's own cost);
 - full: both, as `star.train.loop.fit` runs them;
 
+each as samples per second of wall time and per second of the process's CPU time (the latter is what a shared
+machine's other jobs disturb least: with workers 0 every part of the step runs in this process);
+
 and the process's peak resident memory (getrusage). Every round draws fresh batches from where the last stopped,
 so half reads (LRU misses) are part of the loader's figure as they come in an epoch's first batches.
 
@@ -143,20 +146,19 @@ def measure(store: Path, games: int, run: str, batches: int, workers: int) -> di
     reused = next(data)
     step(reused)  # warm-up
     model_steps = max(3, batches // 4)
-    rates = {"loader": [], "model": [], "full": []}
+    rates = {k: [] for k in ("loader", "model", "full", "loader_cpu", "model_cpu", "full_cpu")}
+
+    def timed(name, count, work):
+        wall, cpu = time.perf_counter(), time.process_time()
+        for _ in range(count):
+            work()
+        rates[name].append(count * BATCH / (time.perf_counter() - wall))
+        rates[name + "_cpu"].append(count * BATCH / (time.process_time() - cpu))
+
     for _ in range(3):
-        started = time.perf_counter()
-        for _ in range(batches):
-            next(data)
-        rates["loader"].append(batches * BATCH / (time.perf_counter() - started))
-        started = time.perf_counter()
-        for _ in range(model_steps):
-            step(reused)
-        rates["model"].append(model_steps * BATCH / (time.perf_counter() - started))
-        started = time.perf_counter()
-        for _ in range(model_steps):
-            step(next(data))
-        rates["full"].append(model_steps * BATCH / (time.perf_counter() - started))
+        timed("loader", batches, lambda: next(data))
+        timed("model", model_steps, lambda: step(reused))
+        timed("full", model_steps, lambda: step(next(data)))
     out = {"run": run, "halves": n_halves, "batch": BATCH, "workers": workers}
     out |= {k: round(statistics.median(v), 1) for k, v in rates.items()}
     out |= {f"{k}_runs": [round(x, 1) for x in v] for k, v in rates.items()}
@@ -238,10 +240,12 @@ def main() -> None:
             for run in args.runs:
                 results.append(child(args, "--measure", str(halves // 2 - 2), run))
                 print(results[-1], flush=True)
-        print("\n| run | train halves | loader samples/s | model samples/s | full samples/s | peak RSS (MB) |")
-        print("|---|---|---|---|---|---|")
+        print("\n| run | train halves | loader | model | full | loader / CPU-s | model / CPU-s | full / CPU-s | "
+              "peak RSS (MB) |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for r in results:
-            print(f"| {r['run']} | {r['halves']} | {r['loader']} | {r['model']} | {r['full']} | {r['peak_rss_mb']} |")
+            print(f"| {r['run']} | {r['halves']} | {r['loader']} | {r['model']} | {r['full']} | {r['loader_cpu']} | "
+                  f"{r['model_cpu']} | {r['full_cpu']} | {r['peak_rss_mb']} |")
     finally:
         if not args.keep:
             shutil.rmtree(args.store)

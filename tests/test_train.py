@@ -171,6 +171,20 @@ def test_batches_grouped_by_half_visit_each_sample_at_most_once(store):
     assert all(len(b) == 8 for b in two) and any(len(set(data.half_index[b])) == 2 for b in two)
 
 
+
+def test_an_epoch_reads_ahead_the_halves_its_batches_visit_next(store, monkeypatch):
+    train = halves(store)
+    advised = []
+    monkeypatch.setattr(os, "posix_fadvise", lambda fd, offset, length, advice: advised.append(
+        (os.readlink(f"/proc/self/fd/{fd}"), advice)))
+    data = SpottingDataset(train, Inputs(window=6), radius_s=1, negatives_per_positive=2)
+    data.groups = HalfGroups(halves_per_batch=1, block_halves=1)
+    batches = data.epoch_batches(np.random.default_rng(0), 8)
+    order = list(dict.fromkeys(data.half_index[np.concatenate(batches)].tolist()))  # halves, first use
+    data[int(batches[0][0])]  # reads the first half: the kernel is asked for the next two
+    assert advised == [(str(train[h].features.resolve()), os.POSIX_FADV_WILLNEED) for h in order[1:3]]
+
+
 # --- the loop ------------------------------------------------------------------------------------------------------
 
 def train_toy(store, checkpoint, after_step=None, cfg=TRAIN, fingerprint="a"):

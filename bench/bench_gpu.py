@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 def make_batch(cfg, tokenizer, batch: int, halves: int, seconds: int, dim: int, device):
     import torch
 
-    from star.train.batch import Batch
+    from star.data.batch import Batch
 
     gen = torch.Generator().manual_seed(0)
     window = cfg.captioning_window_s

@@ -101,8 +101,8 @@ def setup(store: Path, games: int, run: str, global_dtype: str = "float32", work
     from star.model_file import build_model, model_inputs
     from star.train.common import (caption_tokenizer, feature_statistics, load_halves, method_config, n_classes,
                                    read_config)
-    from star.train.datasets import (CacheReader, CaptioningDataset, Collate, HalfGroups, SpottingDataset,
-                                     block_halves)
+    from star.data.datasets import CaptioningDataset, Collate, HalfGroups, SpottingDataset, block_halves
+    from star.data.halves import CacheReader
     from star.train.loop import captioning_loss, loader, spotting_loss, step_batches
 
     stage, method, variant, per_batch = RUNS[run]

@@ -32,6 +32,7 @@ from star import registry
 from star.checkpoint import check_checkpoint, checkpoint_config
 from star.data.cache import cache_attrs, write_cache
 from star.data.games import Game
+from star.data.halves import Half, feature_attrs
 from star.data.jsonio import read_json_object
 from star.data.soccernet import load_labels, parse_game_time
 from star.device import pick_device
@@ -43,7 +44,6 @@ from star.infer.spots import spot_half
 from star.model_file import load_model
 from star.positions.backends import BACKENDS
 from star.provenance import record, work_dir
-from star.train.datasets import Half, feature_attrs
 from star.video.decode import VideoError, decode_half
 from star.viewer import HalfView, write_page, write_srt
 

@@ -24,7 +24,7 @@ from star.data.cache import check_features
 from star.errors import InputError
 from star.models import build_captioner, build_dense, build_spotter, model_config
 from star.provenance import atomic_path
-from star.train.datasets import Inputs, feature_attrs
+from star.data.halves import Inputs, feature_attrs
 
 MODEL_FORMAT = "star-model/1"
 WEIGHTS, MODEL_CONFIG = "model.safetensors", "config.json"

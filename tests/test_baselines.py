@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from star.data.batch import Batch
 from star.errors import InputError
 from star.models.decoder import DecoderConfig
 from star.models.delta import DeltaConfig, DeltaSpotter, QueryDecoder
@@ -15,7 +16,6 @@ from star.data.soccernet import SPOTTING_CLASSES as N_CLASSES
 from star.models.sdvc import SDVCCaptioner, SDVCConfig, SDVCSpotter
 from star.models.tokenizer import train_bpe
 from star.models.vocab import WordVocab, join_words, split_words
-from star.train.batch import Batch
 
 CAPTIONS = [
     "[PLAYER] ([TEAM]) scores from the penalty spot. [TEAM] lead 1-0.",

@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 import torch
 
+from star.data.batch import Batch
 from star.data.soccernet import SPOTTING_CLASSES as N_CLASSES
 from star.models import build_captioner, build_spotter
 from star.models.star import STaRConfig
 from star.models.tokenizer import train_bpe
-from star.train.batch import Batch
 from star.train.loop import captioning_loss, fit, seed_everything, spotting_loss
 
 D, T, G, P = 16, 6, 48, 8   # feature width, local window, global frames, players per frame

@@ -216,7 +216,7 @@ def test_an_interrupted_dense_run_resumes_to_the_uninterrupted_weights(tmp_path)
     """Clips of the miniature halves through star.train.loop.fit: killed after step 3 (checkpoint at 2), resumed,
     the weights equal an uninterrupted run's (dropout on: the RNG states are restored too)."""
     from star.data.games import read_manifest
-    from star.train.datasets import Inputs, load_halves
+    from star.data.halves import Inputs, load_halves
     from star.train.dense import ClipDataset, dense_loss
     from star.train.loop import fit, seed_everything
 

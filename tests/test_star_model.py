@@ -5,13 +5,14 @@ import dataclasses
 import pytest
 import torch
 
+from star.data.batch import Batch
 from star.models import build_captioner, build_spotter, model_config
-from star.models.context import PositionContextCapturer, compact, filter_memory
+from star.data.selection import filter_memory
+from star.models.context import PositionContextCapturer, compact
 from star.models.sss import SpatialSemanticSynthesizer
 from star.data.soccernet import SPOTTING_CLASSES as N_CLASSES
 from star.models.star import STaRConfig
 from star.models.tokenizer import gpt2_tokenizer, train_bpe
-from star.train.batch import Batch
 
 CAPTIONS = ["[PLAYER] ([TEAM]) scores from the edge of the box.", "Corner kick for [TEAM] on the left.",
             "[REFEREE] shows a yellow card to [PLAYER]."]

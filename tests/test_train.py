@@ -11,14 +11,14 @@ import torch
 from torch import nn
 
 from star.data.cache import write_cache
+from star.data.datasets import CaptioningDataset, Collate, HalfGroups, SpottingDataset
+from star.data.halves import CacheReader, Inputs, load_halves
 from star.data.games import read_manifest
 from star.data.soccernet import CAPTION_LABELS
 from star.errors import InputError
 from star.models.vocab import WordVocab
 from star.train.common import method_config, read_config
 from star.variants import parse_variant, spotting_variant
-from star.train.datasets import (CacheReader, CaptioningDataset, Collate, HalfGroups, Inputs, SpottingDataset,
-                                 load_halves)
 from star.train.loop import (Dist, fit, seed_everything, setup_distributed, spotting_loss, step_batches,
                              validation_loss)
 from tests.caches import CAPTIONS, EVENTS, features_of, write_store

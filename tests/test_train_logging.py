@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from star.train.datasets import Collate, Inputs, SpottingDataset
+from star.data.datasets import Collate, SpottingDataset
+from star.data.halves import Inputs
 from star.train.log import COLUMNS, read_log
 from star.train.loop import fit, micro_batches, seed_everything, spotting_loss
 from tests.caches import write_store

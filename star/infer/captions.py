@@ -28,6 +28,8 @@ from tqdm import tqdm
 from star import config as star_config
 from star import registry
 from star.data.cache import cache_attrs
+from star.data.datasets import CaptioningDataset, Collate
+from star.data.halves import CacheReader, Half, feature_attrs
 from star.data.games import Game
 from star.data.jsonio import read_json_object
 from star.data.soccernet import load_labels
@@ -36,7 +38,6 @@ from star.errors import InputError
 from star.data.predictions import write_predictions
 from star.infer.dense import dense_predictions
 from star.model_file import inputs_of, load_model
-from star.train.datasets import CacheReader, CaptioningDataset, Collate, Half, feature_attrs
 
 
 def read_spots(path: Path) -> list[dict]:

@@ -32,12 +32,13 @@ from tqdm import tqdm
 
 from star import config as star_config
 from star import registry
+from star.data.datasets import Collate, WindowDataset
+from star.data.halves import CacheReader, Half, feature_attrs
 from star.data.games import Game
 from star.data.soccernet import CAPTION_LABELS
 from star.device import pick_device
 from star.model_file import inputs_of, load_model
 from star.provenance import method_code, record, write_text_atomic
-from star.train.datasets import CacheReader, Collate, Half, WindowDataset, feature_attrs
 
 
 def nms(scores: np.ndarray, window_s: float, threshold: float, fps: float = 1.0) -> list[int]:

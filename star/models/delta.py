@@ -26,7 +26,7 @@ from star.models.decoder_config import DecoderConfig
 from star.models.perceiver import sinusoidal_embedding
 
 if TYPE_CHECKING:
-    from star.train.batch import Batch
+    from star.data.batch import Batch
 
 
 

@@ -13,7 +13,7 @@ from star.models.delta import DeltaConfig, QueryDecoder
 
 if TYPE_CHECKING:
     from star.models.tokenizer import Tokenizer
-    from star.train.batch import Batch
+    from star.data.batch import Batch
 
 PROMPT = ":"
 

@@ -29,7 +29,7 @@ from star.models.netvlad import NetVLAD
 from star.models.vocab import WordVocab
 
 if TYPE_CHECKING:
-    from star.train.batch import Batch
+    from star.data.batch import Batch
 
 
 

@@ -13,7 +13,7 @@ Ablations: `use_global` off drops the global stage of both capturers (the latent
 blurring K, applied by the dataset.
 
 Input features come standardised per channel by the dataset (`model.standardize`: the train split's statistics,
-saved with the model), the global ones once per half (star.train.datasets). The global stage runs once per
+saved with the model), the global ones once per half (star.data.halves). The global stage runs once per
 distinct half of a batch (`Batch.global_index`), and a caller scoring many windows of one half can compute it once
 (`global_latents`) and pass it to `forward`.
 """
@@ -32,7 +32,7 @@ from star.models.hashgrid import PositionEncoder
 from star.models.sss import SpatialSemanticSynthesizer
 
 if TYPE_CHECKING:
-    from star.train.batch import Batch
+    from star.data.batch import Batch
 
 
 

@@ -14,7 +14,7 @@ from star.models.star import STaRBase, STaRConfig
 
 if TYPE_CHECKING:
     from star.models.tokenizer import Tokenizer
-    from star.train.batch import Batch
+    from star.data.batch import Batch
 
 
 class STaRCaptioner(STaRBase):

@@ -18,9 +18,9 @@ from star import config as star_config
 from star import registry
 from star.data.cache import check_features, open_cache
 from star.data.games import read_manifest
+from star.data.halves import Half, load_halves
 from star.errors import InputError
 from star.models import model_config
-from star.train.datasets import Half, load_halves
 from star.variants import parse_variant
 
 STAT_CHUNK = 4096  # feature rows read at a time for the statistics

@@ -28,7 +28,7 @@ from star.models.dense import ClipEvents, DenseBatch, clip_starts
 from star.provenance import record, write_text_atomic
 from star.train.common import (caption_tokenizer, feature_statistics, fingerprint, method_config, read_config,
                                source_stamps, train_valid_halves)
-from star.train.datasets import CacheReader, Half, Inputs
+from star.data.halves import CacheReader, Half, Inputs
 from star.train.loop import fit, seed_everything, setup_distributed
 
 

@@ -37,8 +37,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from star.data.batch import Batch
 from star.provenance import atomic_path
-from star.train.batch import Batch
 from star.train.log import TrainLog
 
 
@@ -98,7 +98,7 @@ def step_batches(dataset, batch_size: int, seed: int, start: int = 0, dist: Dist
     """Sample indices of every step from `start` on, for this process.
 
     Epoch e is `dataset.epoch_batches(rng(seed, e), batch_size x processes)` (its `epoch_order` cut into steps,
-    the rest dropped, or grouped by half: star.train.datasets.HalfGroups); process r takes the r-th share of each
+    the rest dropped, or grouped by half: star.data.datasets.HalfGroups); process r takes the r-th share of each
     step. The order depends only on (seed, step): a resumed run sees the batches the interrupted one would have
     seen.
     """

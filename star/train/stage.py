@@ -26,7 +26,8 @@ from star.model_file import build_model, model_inputs, save_model
 from star.provenance import record, stage_code, write_text_atomic
 from star.train.common import (caption_tokenizer, feature_statistics, fingerprint, method_config, n_classes,
                                read_config, source_stamps, train_valid_halves)
-from star.train.datasets import CacheReader, CaptioningDataset, Collate, HalfGroups, SpottingDataset, block_halves
+from star.data.datasets import CaptioningDataset, Collate, HalfGroups, SpottingDataset, block_halves
+from star.data.halves import CacheReader
 from star.train.loop import captioning_loss, fit, seed_everything, setup_distributed, spotting_loss
 
 

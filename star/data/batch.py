@@ -1,4 +1,4 @@
-"""The batch: one dataclass, the contract between the datasets (star.train.datasets) and every model.
+"""The batch: one dataclass, the contract between the datasets (star.data.datasets) and every model.
 
 Shapes (B samples; T local samples = window seconds * fps; G global samples; P player slots; L tokens):
 

@@ -42,7 +42,7 @@ def main() -> None:
     recall = tm.Samples("recall", tm.task("recall", 200, 2))
     for use_global in (True, False):
         seed_everything(0)
-        model = build_spotter("star", tm.config(use_global=use_global, use_positions=False), tm.D)
+        model = build_spotter("star", tm.config(use_global=use_global, use_positions=False), tm.D, tm.N_CLASSES)
         tm.train(model, spotting_loss, "recall", tm.RECALL_STEPS, 1e-3, Path(tempfile.mkdtemp()))
         print(f"| recall | spotter, {tm.RECALL_STEPS} steps | {'global' if use_global else 'no global'} | "
               f"{tm.recall_agreement(model, recall):.3f} | {tm.recall_agreement(model, recall, cut='global'):.3f} |",

@@ -98,11 +98,11 @@ def setup(store: Path, games: int, run: str, global_dtype: str = "float32", work
     block of the grouped sampler (default: what the store holds)."""
     import torch
 
+    from star.data.datasets import CaptioningDataset, Collate, HalfGroups, SpottingDataset, block_halves
+    from star.data.halves import CacheReader
     from star.model_file import build_model, model_inputs
     from star.train.common import (caption_tokenizer, feature_statistics, load_halves, method_config, n_classes,
                                    read_config)
-    from star.data.datasets import CaptioningDataset, Collate, HalfGroups, SpottingDataset, block_halves
-    from star.data.halves import CacheReader
     from star.train.loop import captioning_loss, loader, spotting_loss, step_batches
 
     stage, method, variant, per_batch = RUNS[run]

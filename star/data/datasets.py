@@ -24,7 +24,8 @@ import torch
 
 from star.data.batch import Batch
 from star.data.halves import CacheReader, Half, Inputs
-from star.features.finetune import sample_labels
+from star.data.soccernet import sample_labels
+
 
 class WindowDataset(torch.utils.data.Dataset):
     """Samples (half index, anchor sample, label, caption) -> dicts of arrays; `collate` makes the Batch."""

@@ -30,7 +30,7 @@ import torch
 
 from star import registry
 from star.checkpoint import check_checkpoint, checkpoint_config
-from star.data.cache import cache_attrs, write_cache
+from star.data.cache import POSITIONS_FORMAT, cache_attrs, write_cache
 from star.data.games import Game
 from star.data.halves import Half, feature_attrs
 from star.data.jsonio import read_json_object
@@ -79,7 +79,7 @@ def localize(backend: str, video: Path, frames: Path, out: Path, work: Path, gam
         empty = Positions.empty(samples_spanned(int(attrs["length"]), float(attrs["fps"]), cfg["fps"]),
                                 cfg["max_players"])
         write_cache(out, "positions", empty.arrays(), record("positions_none", cfg), game=game, half=half,
-                    fps=float(cfg["fps"]), backend="none", max_players=cfg["max_players"])
+                    fps=float(cfg["fps"]), backend="none", max_players=cfg["max_players"], format=POSITIONS_FORMAT)
         return
     from star.positions.localize import localize_half
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from star.data.cache import write_cache
+from star.data.cache import POSITIONS_FORMAT, write_cache
 from star.data.games import Game, write_manifest
 
 CAPTIONS = {
@@ -50,8 +50,9 @@ def write_store(root: Path, length: int = 60, dim: int = 16, fps: float = 1.0, p
             mask[:, -1] = False  # the last slot is always empty
             write_cache(root / "positions" / game.id / f"{h}.h5", "positions",
                         {"xy": xy.astype(np.float32), "team": np.zeros((m, players)), "role": np.zeros((m, players)),
-                         "mask": mask, "calibrated": np.ones(m, bool)},
+                         "mask": mask, "calibrated": np.ones(m, bool), "jersey": np.full((m, players), -1),
+                         "ball": np.stack([np.arange(m) % 50, np.zeros(m)], -1), "ball_visible": np.arange(m) % 3 > 0},
                         {"stage": "test"}, game=game.id, half=h, fps=positions_fps, backend="test",
-                        max_players=players)
+                        max_players=players, format=POSITIONS_FORMAT)
     return {"root": root, "games": games, "manifest": root / "games.tsv", "labels_root": root / "world",
             "features": root / "features", "positions": root / "positions"}

@@ -10,7 +10,7 @@ from star import config
 from star.cli import main as star_main
 from star.data.cache import ROLES, cache_attrs, open_cache, write_cache
 from star.errors import InputError
-from star.positions import classical
+from star.positions.classical import blobs, calibration, search, tracker
 from star.positions.evaluate import Tally, main_camera_samples, score_half
 from star.positions.gamestate_json import GameStateError, GameStateFrames, read_gamestate, resample
 from star.positions.backends import HalfSource, get_localizer
@@ -26,8 +26,8 @@ SHIRTS = ((230, 40, 40), (40, 80, 230))      # team 0 (left), team 1
 
 
 def broadcast_camera(aim, coverage) -> Camera:
-    theta = classical.looking_at(np.array(RIG), np.array([aim], float), np.array([coverage], float), W)[0]
-    return classical.to_camera(theta, RIG, (W, H))
+    theta = search.looking_at(np.array(RIG), np.array([aim], float), np.array([coverage], float), W)[0]
+    return calibration.to_camera(theta, RIG, (W, H))
 
 
 def draw_frame(camera: Camera, people=()) -> np.ndarray:
@@ -64,9 +64,9 @@ def ground_error(truth: Camera, fitted: Camera) -> float:
     return float(np.median(np.linalg.norm(a[on] - b[on], axis=1)))
 
 
-def tracker() -> classical.HalfTracker:
+def new_tracker() -> tracker.HalfTracker:
     settings = config.section("positions", {"classical": {"rig": list(RIG)}})["classical"]
-    return classical.HalfTracker(settings, (W, H), fps=1.0)
+    return tracker.HalfTracker(settings, (W, H), fps=1.0)
 
 
 # ---------------------------------------------------------------- classical backend
@@ -75,44 +75,44 @@ def tracker() -> classical.HalfTracker:
 @pytest.mark.parametrize("aim, coverage", [((-30.0, -5.0), 45.0), ((38.0, 10.0), 30.0)])
 def test_camera_search_recovers_a_known_camera(aim, coverage):
     truth = broadcast_camera(aim, coverage)
-    tr = tracker()
-    fit = tr.calibrate(classical.Observation.from_frame(draw_frame(truth)))
+    tr = new_tracker()
+    fit = tr.calibrate(calibration.Observation.from_frame(draw_frame(truth)))
     assert fit is not None
-    assert ground_error(truth, classical.to_camera(fit.theta, tr.rig, (W, H))) < 0.15
+    assert ground_error(truth, calibration.to_camera(fit.theta, tr.rig, (W, H))) < 0.15
 
 
 def test_tracking_follows_a_panning_camera_and_keeps_its_side():
-    tr = tracker()
+    tr = new_tracker()
     errors = []
     for x in (20.0, 26.0, 33.0, 40.0):             # the camera pans right over four seconds
         truth = broadcast_camera((x, 0.0), 40.0)
-        fit = tr.calibrate(classical.Observation.from_frame(draw_frame(truth)))
-        errors.append(ground_error(truth, classical.to_camera(fit.theta, tr.rig, (W, H))))
+        fit = tr.calibrate(calibration.Observation.from_frame(draw_frame(truth)))
+        errors.append(ground_error(truth, calibration.to_camera(fit.theta, tr.rig, (W, H))))
         assert fit.theta[0] > 0                    # never the mirrored view of the left half
     assert max(errors) < 0.15
 
 
 def test_frames_without_lines_are_not_calibrated():
-    tr = tracker()
+    tr = new_tracker()
     crowd = np.random.default_rng(1).integers(0, 255, (H, W, 3), dtype=np.uint8)
     grass_only = np.zeros((H, W, 3), np.uint8)
     grass_only[:] = (52, 118, 48)
     grass_only[60:180, 150:260] = (240, 240, 240)  # a close-up's white shirt is no pitch line
     for frame in (crowd, grass_only):
-        assert tr.calibrate(classical.Observation.from_frame(frame)) is None
+        assert tr.calibrate(calibration.Observation.from_frame(frame)) is None
 
 
 def test_blobs_stand_where_the_people_are():
     camera = broadcast_camera((0.0, 0.0), 40.0)
     people = [(-12.0, -8.0, SHIRTS[0]), (-3.0, 6.0, SHIRTS[1]), (5.0, -2.0, SHIRTS[0]), (12.0, 9.0, SHIRTS[1])]
     frame = draw_frame(camera, people)
-    blobs = classical.find_blobs(frame, classical.Observation.from_frame(frame), camera)
-    found = camera.to_pitch(np.stack([b.foot_uv for b in blobs]))
+    found_blobs = blobs.find_blobs(frame, calibration.Observation.from_frame(frame), camera)
+    found = camera.to_pitch(np.stack([b.foot_uv for b in found_blobs]))
     assert len(found) == len(people)
     for x, y, shirt in people:
         nearest = np.argmin(np.linalg.norm(found - (x, y), axis=1))
         assert np.linalg.norm(found[nearest] - (x, y)) < 0.5
-        assert np.abs(blobs[nearest].colour - shirt).max() < 40
+        assert np.abs(found_blobs[nearest].colour - shirt).max() < 40
 
 
 def test_teams_and_roles_from_colours_and_sides():
@@ -122,7 +122,7 @@ def test_teams_and_roles_from_colours_and_sides():
                          rng.normal(0, 5, (10, 2))])
     colours = np.concatenate([[SHIRTS[0]] * n, [SHIRTS[1]] * n, [(250, 120, 200)] * 8, [(0, 190, 200)] * 8,
                               [(20, 20, 20)] * 10]).astype(float) + rng.normal(0, 3, (2 * n + 26, 3))
-    team, role = classical.assign_teams(xy, colours)
+    team, role = blobs.assign_teams(xy, colours)
     assert (team[:n] == 0).all() and (team[n:2 * n] == 1).all()
     assert (role[2 * n:2 * n + 16] == ROLES.index("goalkeeper")).all()
     assert (team[2 * n:2 * n + 8] == 0).all() and (team[2 * n + 8:2 * n + 16] == 1).all()
@@ -180,6 +180,8 @@ def test_reads_a_labels_file_resampled_to_the_positions_rate(tmp_path):
     got = {tuple(xy): (t, r) for xy, t, r in zip(out.xy[0][slots].tolist(), out.team[0][slots], out.role[0][slots],
                                                  strict=True)}
     assert got == {(10.0, 5.0): (0, ROLES.index("player")), (-3.0, 2.0): (1, ROLES.index("goalkeeper"))}
+    assert out.jersey[0][slots].tolist() == [7, 7]
+    assert out.ball_visible.tolist() == [True, False] and out.ball[0].tolist() == [0.0, 0.0]
     full = resample(read_gamestate(path), 1.0, 1.0, 4)
     assert len(full) == 4 and full.calibrated.tolist() == [True, True, False, True]
     assert full.role[3, 0] == ROLES.index("referee") and full.team[3, 0] == -1
@@ -279,12 +281,16 @@ def test_sngamestate_lists_missing_weights_before_launching(tmp_path):
 
 
 def test_evaluation_counts_a_constructed_half():
-    truth = read_gamestate_from({0: [(0, 0, 0, 0), (10, 0, 1, 0), (20, 5, -1, 2)], 1: [(0, 0, 0, 0)],
-                                 2: [(5, 5, 1, 0)], 3: [(1, 1, 0, 0)]})
+    truth = read_gamestate_from({0: [(0, 0, 0, 0, 7), (10, 0, 1, 1, 9), (20, 5, -1, 2, -1)], 1: [(0, 0, 0, 0, 7)],
+                                 2: [(5, 5, 1, 1, 1)], 3: [(1, 1, 0, 0, 7)]},
+                                balls={0: (3.0, 4.0, 1.0), 1: (0.0, 0.0, 1.0), 2: (-20.0, 0.0, 1.0)})
     arrays = {"calibrated": np.array([True, False, True, True]), "xy": np.zeros((4, 3, 2)),
-              "team": np.full((4, 3), -1), "mask": np.zeros((4, 3), bool)}
+              "team": np.full((4, 3), -1), "role": np.zeros((4, 3)), "mask": np.zeros((4, 3), bool),
+              "ball": np.zeros((4, 2)), "ball_visible": np.zeros(4, bool)}
     arrays["xy"][0, :3] = [(0.5, 0), (10, 1.5), (30, 0)]       # 0.5 m and 1.5 m off, one false
     arrays["team"][0, :3] = [0, 0, 1]                          # the second is on the wrong team
+    arrays["ball"][[0, 2]] = [(3.5, 4.0), (0.0, 0.0)]         # 0.5 m off; 20 m off (wrong)
+    arrays["ball_visible"][[0, 2]] = True
     arrays["mask"][0, :3] = True
     arrays["xy"][2, 0] = (5, 8)                                # 3 m off: only the wide gate matches
     arrays["mask"][2, 0] = True
@@ -295,14 +301,18 @@ def test_evaluation_counts_a_constructed_half():
     assert report["recall"] == 0.4 and report["recall_calibrated"] == 0.5 and report["precision"] == 0.5
     assert report["median_error_m"] == 1.0 and report["median_error_m_gate5"] == 1.5
     assert report["team_accuracy"] == 0.5
+    assert report["role_accuracy"] == 0.5                      # the second is a goalkeeper, called a player
+    assert (report["ball_truth"], report["ball_predicted"], report["ball_recall"]) == (3, 2, round(1 / 3, 4))
+    assert report["ball_precision"] == 0.5 and report["ball_median_error_m"] == 0.5
     pooled = Tally()
     pooled.add(score_half(arrays, 1.0, truth, 1.0, main))
     pooled.add(score_half(arrays, 1.0, truth, 1.0, main))
     assert pooled.report()["people_matched"] == 4 and pooled.report()["recall"] == 0.4
 
 
-def read_gamestate_from(people: dict):
-    return GameStateFrames({k: [tuple(map(float, p)) for p in v] for k, v in people.items()}, set(people), 3)
+def read_gamestate_from(people: dict, balls: dict | None = None):
+    return GameStateFrames({k: [tuple(map(float, p)) for p in v] for k, v in people.items()}, set(people), 3,
+                           balls or {})
 
 
 def test_main_camera_samples_follow_the_camera_file(tmp_path):

@@ -62,7 +62,7 @@ def test_changed_stage_code_reruns_only_that_stage_and_what_follows(tiny_world, 
     copy = copy_workflow(tmp_path / "repo")
     work = tmp_path / "work"
     shutil.copytree(tiny_world, work, symlinks=True)
-    backend = copy / "star/positions/classical.py"   # imported by name at run time: the hash must still see it
+    backend = copy / "star/positions/classical/tracker.py"   # imported by name at run time: the hash must still see it
     backend.write_text(backend.read_text() + "\n# an edit\n")
     proc = snakemake(work, "-n", "data", snakefile=copy / "Snakefile")
     assert planned_jobs(proc) == {"positions_localize": 6, "positions_evaluate": 1, "data": 1}

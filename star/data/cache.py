@@ -10,6 +10,12 @@ One file per game half and stage, written by one rule. Layout by kind (N = sampl
              role    int8    [N, P]         ROLES index
              mask    bool    [N, P]         slot holds a detection
              calibrated bool [N]            a camera was fitted for this sample (else slots are empty)
+             jersey  int8    [N, P]         shirt number, -1 unknown                          (format 2)
+             ball    float32 [N, 2]         the ball's ground point, pitch metres (0 where not seen)  (format 2)
+             ball_visible bool [N]          the ball was seen in this sample                  (format 2)
+
+Positions caches carry `format` (POSITIONS_FORMAT). Format 1 (no attribute) had no jersey and no ball: readers
+take its ball as never seen, and a model that reads the ball refuses it (`require_ball`).
 
 Every file has attributes `kind`, `game` (id), `half`, `fps`, `length` (N), the kind's own (`dim`, `encoder`,
 ...), and `provenance`: JSON with the stage, its config and hash, the code hash, and sha256 of the source files.
@@ -29,6 +35,7 @@ from star.provenance import atomic_path
 
 ROLES = ("player", "goalkeeper", "referee", "other")
 TEAMS = ("left", "right")
+POSITIONS_FORMAT = 2   # 2: + jersey, ball, ball_visible
 
 
 @dataclass(frozen=True)
@@ -42,8 +49,9 @@ KINDS = {
     "frames": Kind({"frames": "uint8", "times": "float64"}, ("game", "half", "fps", "width", "height", "source")),
     "features": Kind({"features": "float32"}, ("game", "half", "fps", "dim", "encoder"), finite=("features",)),
     "positions": Kind(
-        {"xy": "float32", "team": "int8", "role": "int8", "mask": "bool", "calibrated": "bool"},
-        ("game", "half", "fps", "backend", "max_players"),
+        {"xy": "float32", "team": "int8", "role": "int8", "mask": "bool", "calibrated": "bool", "jersey": "int8",
+         "ball": "float32", "ball_visible": "bool"},
+        ("game", "half", "fps", "backend", "max_players", "format"), finite=("ball",),
     ),
 }
 
@@ -160,6 +168,13 @@ def open_cache(path: str | Path, kind: str, **expect) -> h5py.File:
             h5.close()
             raise CacheError(f"{path}: {key} is {have!r} but the configuration expects {want!r}")
     return h5
+
+
+def require_ball(h5: h5py.File, path: str | Path) -> None:
+    """Raise unless an open positions cache carries the ball (format 2 or later)."""
+    if "ball" not in h5 or int(_decoded(h5.attrs.get("format", 1))) < 2:
+        raise CacheError(f"{path}: positions cache of format {_decoded(h5.attrs.get('format', 1))} has no ball or "
+                         f"jersey (format {POSITIONS_FORMAT} has): rerun positions_localize")
 
 
 def cache_attrs(path: str | Path) -> dict:

@@ -2,7 +2,8 @@
 
 A backend turns one game half into `Positions`: up to P people per sample at `positions.fps`, in pitch metres
 (star.geometry.pitch frame), with team (0 left, 1 right = the side the team defends, -1 unknown), role (index into
-cache.ROLES) and a per-sample `calibrated` flag. A sample that is not calibrated holds no people.
+cache.ROLES), jersey number (-1 unknown), a per-sample `calibrated` flag, and the ball's ground point where it was
+seen. A sample that is not calibrated holds no people and no ball.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 from star.data.cache import ROLES
 
 BACKENDS = {
-    "classical": "star.positions.classical:ClassicalLocalizer",
+    "classical": "star.positions.classical.backend:ClassicalLocalizer",
     "gamestate_json": "star.positions.gamestate_json:GameStateJsonLocalizer",
     "sngamestate": "star.positions.sngamestate:SnGameStateLocalizer",
 }
@@ -43,6 +44,7 @@ class Detections:
     xy: np.ndarray      # [k, 2] pitch metres
     team: np.ndarray    # [k] int8
     role: np.ndarray    # [k] int8
+    jersey: np.ndarray | None = None   # [k] int8 shirt number, -1 unknown (None: all unknown)
 
     @classmethod
     def none(cls) -> Detections:
@@ -56,17 +58,28 @@ class Positions:
     role: np.ndarray        # [N, P] int8
     mask: np.ndarray        # [N, P] bool
     calibrated: np.ndarray  # [N] bool
+    jersey: np.ndarray      # [N, P] int8, -1 unknown
+    ball: np.ndarray        # [N, 2] float32 pitch metres of the ball's ground point (0 where not seen)
+    ball_visible: np.ndarray  # [N] bool
 
     @classmethod
     def empty(cls, n: int, p: int) -> Positions:
         return cls(np.zeros((n, p, 2), np.float32), np.full((n, p), -1, np.int8), np.zeros((n, p), np.int8),
-                   np.zeros((n, p), bool), np.zeros(n, bool))
+                   np.zeros((n, p), bool), np.zeros(n, bool), np.full((n, p), -1, np.int8),
+                   np.zeros((n, 2), np.float32), np.zeros(n, bool))
 
     def __len__(self) -> int:
         return len(self.calibrated)
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {"xy": self.xy, "team": self.team, "role": self.role, "mask": self.mask, "calibrated": self.calibrated}
+        return {"xy": self.xy, "team": self.team, "role": self.role, "mask": self.mask, "calibrated": self.calibrated,
+                "jersey": self.jersey, "ball": self.ball, "ball_visible": self.ball_visible}
+
+    def put_ball(self, i: int, xy) -> None:
+        """The ball's ground point in sample i (a calibrated sample; ignored when not finite)."""
+        xy = np.asarray(xy, np.float32)
+        if self.calibrated[i] and np.isfinite(xy).all():
+            self.ball[i], self.ball_visible[i] = xy, True
 
     def put(self, i: int, found: Detections, centre=None) -> None:
         """Fill sample i (marked calibrated). More people than slots: keep the P nearest to `centre` (the centre
@@ -82,6 +95,8 @@ class Positions:
         self.xy[i, :k] = found.xy[order]
         self.team[i, :k] = found.team[order]
         self.role[i, :k] = found.role[order]
+        if found.jersey is not None:
+            self.jersey[i, :k] = found.jersey[order]
         self.mask[i, :k] = True
 
 

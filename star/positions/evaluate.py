@@ -9,7 +9,10 @@ visible when in the main camera's picture; `positions.gamestate_json` names it a
 - players, on main-camera samples, people visible in the picture vs predicted slots, matched one to one by the
   Hungarian method on distance within 2 m: recall (an uncalibrated sample misses all its people), recall among
   calibrated samples, precision, median position error of the matches; the median error also with a 5 m gate;
-- team_accuracy: matched people of a team (left/right) given the right team.
+- team_accuracy: matched people of a team (left/right) given the right team; role_accuracy: matched people
+  given the right role;
+- ball, on main-camera samples: ball_recall (the ball in the picture, found within 2 m), ball_precision (balls
+  reported on calibrated samples that are within 2 m of the true one), median ball error of those matches.
 
     star positions-evaluate --positions a.h5 b.h5 --root results/world --manifest manifest.tsv --out report.json
     star positions-evaluate --positions a.h5 --game-dir GAME_FOLDER --out report.json
@@ -26,7 +29,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from star.config import section
-from star.data.cache import cache_attrs, open_cache
+from star.data.cache import cache_attrs, open_cache, require_ball
 from star.data.games import read_manifest
 from star.errors import InputError
 from star.positions.gamestate_json import GameStateFrames, read_gamestate
@@ -52,6 +55,11 @@ class Tally:
     matched: int = 0
     team_known: int = 0            # matched people of a team
     team_right: int = 0
+    role_right: int = 0
+    ball_truth: int = 0            # samples whose ball is in the picture
+    ball_predicted: int = 0        # balls reported on calibrated main-camera samples
+    ball_matched: int = 0
+    ball_errors: list = field(default_factory=list)   # m, ball matches within GATE_M
     errors: list = field(default_factory=list)        # m, matches within GATE_M
     wide_errors: list = field(default_factory=list)   # m, matches within WIDE_GATE_M
 
@@ -73,6 +81,11 @@ class Tally:
             "precision": share(self.matched, self.predicted),
             "median_error_m": median(self.errors), f"median_error_m_gate{WIDE_GATE_M:g}": median(self.wide_errors),
             "team_accuracy": share(self.team_right, self.team_known),
+            "role_accuracy": share(self.role_right, self.matched),
+            "ball_truth": self.ball_truth, "ball_predicted": self.ball_predicted,
+            "ball_recall": share(self.ball_matched, self.ball_truth),
+            "ball_precision": share(self.ball_matched, self.ball_predicted),
+            "ball_median_error_m": median(self.ball_errors),
         }
 
 
@@ -108,20 +121,28 @@ def score_half(arrays: dict, fps: float, truth: GameStateFrames, truth_fps: floa
             continue
         tally.main += 1
         tally.main_calibrated += bool(calibrated)
-        people = truth.people.get(int(round(k * truth_fps / fps)), [])
+        frame = int(round(k * truth_fps / fps))
+        people, ball = truth.people.get(frame, []), truth.balls.get(frame)
         tally.truth += len(people)
+        tally.ball_truth += ball is not None
         if not calibrated:
             continue
+        if arrays["ball_visible"][k]:
+            tally.ball_predicted += 1
+            if ball is not None and (d := float(np.hypot(*(arrays["ball"][k] - ball[:2])))) <= GATE_M:
+                tally.ball_matched += 1
+                tally.ball_errors.append(d)
         tally.truth_calibrated += len(people)
         slots = arrays["mask"][k]
-        predicted, team = arrays["xy"][k][slots], arrays["team"][k][slots]
+        predicted, team, role = arrays["xy"][k][slots], arrays["team"][k][slots], arrays["role"][k][slots]
         tally.predicted += len(predicted)
-        table = np.asarray(people, float).reshape(-1, 4)                                 # x, y, team, role
+        table = np.asarray(people, float).reshape(-1, 5)                         # x, y, team, role, jersey
         pairs = match(predicted, table[:, :2], GATE_M)
         tally.errors.extend(d for *_, d in pairs)
         tally.wide_errors.extend(d for *_, d in match(predicted, table[:, :2], WIDE_GATE_M))
         tally.matched += len(pairs)
         for p, t, _ in pairs:
+            tally.role_right += int(role[p] == table[t, 3])
             if table[t, 2] >= 0:
                 tally.team_known += 1
                 tally.team_right += int(team[p] == table[t, 2])
@@ -131,7 +152,8 @@ def score_half(arrays: dict, fps: float, truth: GameStateFrames, truth_fps: floa
 def evaluate_cache(path: Path, attrs: dict, game_dir: Path, config: dict) -> Tally:
     half, fps = int(attrs["half"]), float(attrs["fps"])
     with open_cache(path, "positions") as h5:
-        arrays = {name: h5[name][:] for name in ("xy", "team", "mask", "calibrated")}
+        require_ball(h5, path)
+        arrays = {name: h5[name][:] for name in ("xy", "team", "role", "mask", "calibrated", "ball", "ball_visible")}
     truth = read_gamestate(game_dir / config["gamestate_json"]["file"].format(half=half))
     main = main_camera_samples(game_dir / CAMERA_FILE.format(half=half), len(arrays["calibrated"]), fps)
     return score_half(arrays, fps, truth, config["gamestate_json"]["fps"], main)

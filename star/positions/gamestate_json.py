@@ -10,9 +10,11 @@ Two layouts are read (FACTS §6):
 Frame index of an image (at `gamestate_json.fps`): with an `images` list, the number in its file name minus one
 ("000001.jpg" is frame 0), else its position in the list; without one (predictions), `frame_from_image_id`.
 A sample at time k / fps takes the source frame nearest to that time; it is calibrated when that frame is listed
-(labels, and `has_labeled_camera` is not false) or carries any entry (predictions). Balls are dropped, and so are
-people flagged `"visible": false` (the synthetic world's ground truth lists everyone on the pitch and flags those
-outside the main camera's picture; a real Labels-GameState.json lists only people in the picture).
+(labels, and `has_labeled_camera` is not false) or carries any entry (predictions). People keep their team side,
+role and jersey number (`attributes.jersey`, -1 when null or not a number); the ball (role or category `ball`) is
+kept as the sample's ball (the most confident one when a frame lists several). Entries flagged `"visible": false`
+are dropped (the synthetic world's ground truth lists everyone on the pitch and flags those outside the main
+camera's picture; a real Labels-GameState.json lists only what is in the picture).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -41,9 +43,10 @@ class GameStateError(InputError):
 class GameStateFrames:
     """People per source frame, and which source frames were seen calibrated."""
 
-    people: dict[int, list[tuple[float, float, int, int]]]   # frame -> [(x, y, team, role)]
+    people: dict[int, list[tuple[float, float, int, int, int]]]   # frame -> [(x, y, team, role, jersey)]
     calibrated: set[int]
     last_frame: int                                          # -1 when the file lists no frame
+    balls: dict[int, tuple[float, float, float]] = field(default_factory=dict)   # frame -> (x, y, confidence)
 
 
 def frame_from_image_id(image_id) -> int:
@@ -73,19 +76,16 @@ def _image_frames(path: Path, images) -> tuple[dict[str, int], set[int]]:
     return frames, calibrated
 
 
-def _person(path: Path, where: str, entry: dict) -> tuple[float, float, int, int] | None:
-    """(x, y, team, role) of one person entry; None for a ball. Raises on a malformed entry."""
-    attributes = entry.get("attributes") or {}
-    if not isinstance(attributes, dict):
-        raise GameStateError(f"{path}: {where}: 'attributes' is not an object")
-    role = attributes.get("role") or CATEGORY_ROLE.get(entry.get("category_id"))
-    if role == "ball":
-        return None
-    if role not in ROLE_INDEX:
-        raise GameStateError(f"{path}: {where}: role {role!r} is not one of {sorted(ROLE_INDEX)} or 'ball'")
-    team = attributes.get("team")
-    if team not in TEAM_INDEX:
-        raise GameStateError(f"{path}: {where}: team {team!r} is not 'left', 'right' or null")
+def _jersey(value) -> int:
+    """A jersey attribute ("10", 10, null) as a number, -1 when unknown."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return -1
+    return number if 0 <= number <= 127 else -1
+
+
+def _ground(path: Path, where: str, entry: dict) -> tuple[float, float]:
     pitch = entry.get("bbox_pitch")
     if not isinstance(pitch, dict):
         raise GameStateError(f"{path}: {where}: lacks 'bbox_pitch'")
@@ -96,7 +96,26 @@ def _person(path: Path, where: str, entry: dict) -> tuple[float, float, int, int
             from None
     if not (np.isfinite(x) and np.isfinite(y)):
         raise GameStateError(f"{path}: {where}: bbox_pitch position is not finite")
-    return x, y, TEAM_INDEX[team], ROLE_INDEX[role]
+    return x, y
+
+
+def _entry(path: Path, where: str, entry: dict) -> tuple[str, tuple]:
+    """("ball", (x, y, confidence)) or ("person", (x, y, team, role, jersey)) of one entry. Raises on a malformed
+    entry."""
+    attributes = entry.get("attributes") or {}
+    if not isinstance(attributes, dict):
+        raise GameStateError(f"{path}: {where}: 'attributes' is not an object")
+    role = attributes.get("role") or CATEGORY_ROLE.get(entry.get("category_id"))
+    if role == "ball":
+        confidence = entry.get("confidence", 1.0)
+        return "ball", (*_ground(path, where, entry), float(confidence) if confidence is not None else 1.0)
+    if role not in ROLE_INDEX:
+        raise GameStateError(f"{path}: {where}: role {role!r} is not one of {sorted(ROLE_INDEX)} or 'ball'")
+    team = attributes.get("team")
+    if team not in TEAM_INDEX:
+        raise GameStateError(f"{path}: {where}: team {team!r} is not 'left', 'right' or null")
+    return "person", (*_ground(path, where, entry), TEAM_INDEX[team], ROLE_INDEX[role],
+                      _jersey(attributes.get("jersey")))
 
 
 def read_gamestate(path: str | Path, frame_of: Callable[[object], int] = frame_from_image_id) -> GameStateFrames:
@@ -111,7 +130,7 @@ def read_gamestate(path: str | Path, frame_of: Callable[[object], int] = frame_f
         image_frames, calibrated = _image_frames(path, data["images"])
     else:
         raise GameStateError(f"{path}: expected a 'predictions' list, or 'images' and an 'annotations' list")
-    people = defaultdict(list)
+    people, balls = defaultdict(list), {}
     for i, entry in enumerate(entries):
         where = f"{key}[{i}]"
         if not isinstance(entry, dict) or "image_id" not in entry:
@@ -128,11 +147,13 @@ def read_gamestate(path: str | Path, frame_of: Callable[[object], int] = frame_f
                 raise GameStateError(f"{path}: {where}: image_id {entry['image_id']!r} is not in 'images'")
         if entry.get("supercategory", "object") != "object" or entry.get("visible") is False:
             continue   # pitch lines or camera parameters of a calibrated frame; a person out of the picture
-        person = _person(path, where, entry)
-        if person is not None:
-            people[frame].append(person)
+        what, values = _entry(path, where, entry)
+        if what == "person":
+            people[frame].append(values)
+        elif frame not in balls or values[2] > balls[frame][2]:
+            balls[frame] = values
     listed = set(image_frames.values()) if image_frames is not None else calibrated
-    return GameStateFrames(dict(people), calibrated, max(listed | set(people), default=-1))
+    return GameStateFrames(dict(people), calibrated, max(listed | set(people) | set(balls), default=-1), balls)
 
 
 def resample(frames: GameStateFrames, source_fps: float, fps: float, max_players: int,
@@ -148,10 +169,12 @@ def resample(frames: GameStateFrames, source_fps: float, fps: float, max_players
         people = frames.people.get(frame, [])
         found = Detections.none()
         if people:
-            table = np.asarray(people, np.float64)                          # [k, 4]: x, y, team, role
+            table = np.asarray(people, np.float64)                          # [k, 5]: x, y, team, role, jersey
             found = Detections(table[:, :2].astype(np.float32), table[:, 2].astype(np.int8),
-                               table[:, 3].astype(np.int8))
+                               table[:, 3].astype(np.int8), table[:, 4].astype(np.int8))
         out.put(k, found)
+        if frame in frames.balls:
+            out.put_ball(k, frames.balls[frame][:2])
     return out
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from star import registry
 from star.config import section
-from star.data.cache import open_cache, write_cache
+from star.data.cache import POSITIONS_FORMAT, open_cache, write_cache
 from star.positions.backends import BACKENDS, HalfSource, get_localizer, samples_spanned
 from star.provenance import code_hash, record
 
@@ -59,7 +59,8 @@ def localize_half(config: dict, out: str | Path, game: str, half: int, frames=No
     provenance = record("positions_localize", config, code_hash(*code_modules(config["backend"])),
                         sources=localizer.sources(source))
     write_cache(out, "positions", positions.arrays(), provenance, game=game, half=half,
-                fps=float(config["fps"]), backend=config["backend"], max_players=config["max_players"])
+                fps=float(config["fps"]), backend=config["backend"], max_players=config["max_players"],
+                format=POSITIONS_FORMAT)
     print(f"{out}: {len(positions)} samples, {int(positions.calibrated.sum())} calibrated, "
           f"{int(positions.mask.sum())} people; {cpu_ms:.1f} ms CPU per sample")
 

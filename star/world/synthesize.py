@@ -17,7 +17,9 @@ Game State ground truth: `images` holds one image per second of video (`file_nam
 `bbox_pitch` is the true position (x_bottom_middle, y_bottom_middle, metres, SoccerNet's pitch frame; the left and
 right corners 0.25 m either side along the camera's horizontal axis), `attributes.team` is the side the team
 defends in that half. The flag `visible` says whether the person's figure is in the main camera's picture;
-`bbox_image` (pixels, a 1.8 m tall and 0.5 m wide figure standing on its position) is present only then.
+`bbox_image` (pixels, a 1.8 m tall and 0.5 m wide figure standing on its position) is present only then. The ball
+is one more entry per image (category `ball`, `track_id` one past the people's), `bbox_pitch` its ground point
+(the point under it when in the air), visible when its centre is in the picture.
 """
 
 from __future__ import annotations
@@ -117,6 +119,18 @@ def _figure_boxes(camera: Camera, xy: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return clipped, seen
 
 
+def _ball_entry(image_id: str, track_id: int, ball: np.ndarray, camera: Camera | None) -> dict:
+    """The ball's Game State entry: ball [3] = x, y, height above ground (m)."""
+    seen = False
+    if camera is not None:
+        (u, v), depth = (a[0] for a in camera.project(np.array([[ball[0], ball[1], -ball[2]]])))
+        seen = bool(depth > NEAR and 0 <= u <= camera.width and 0 <= v <= camera.height)
+    x, y = round(float(ball[0]), 3), round(float(ball[1]), 3)
+    return {"id": f"{image_id}99", "image_id": image_id, "track_id": track_id, "supercategory": "object",
+            "category_id": CATEGORY_ID["ball"], "attributes": {"role": "ball", "jersey": None, "team": None},
+            "bbox_pitch": dict(zip(PITCH_KEYS, (x, y, x, y, x, y), strict=True)), "visible": seen}
+
+
 def gamestate_json(match: Match, track: HalfTrack, cameras: list[dict | None], world: dict, planned: PlannedGame,
                    video: str) -> dict:
     """Per-half Game State ground truth at 1 fps (see the module docstring)."""
@@ -156,6 +170,9 @@ def gamestate_json(match: Match, track: HalfTrack, cameras: list[dict | None], w
             if seen[slot]:
                 entry["bbox_image"] = dict(zip(IMAGE_KEYS, pixels[slot], strict=True))
             annotations.append(entry)
+        ball = track.ball[track.sample(k / GAMESTATE_FPS)].astype(float)         # x, y, height (m)
+        if not np.isnan(ball).any():
+            annotations.append(_ball_entry(image_id, len(match.people) + 1, ball, camera))
     info = {"version": "1.3", "game_id": planned.index, "name": planned.path, "half": track.half, "video": video,
             "video_fps": fps, "frame_rate": GAMESTATE_FPS, "seq_length": seconds, "im_dir": "img1", "im_ext": ".jpg",
             "left_team": match.teams[track.left_team], "right_team": match.teams[1 - track.left_team]}

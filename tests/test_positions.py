@@ -10,7 +10,7 @@ from star import config
 from star.cli import main as star_main
 from star.data.cache import ROLES, cache_attrs, open_cache, write_cache
 from star.errors import InputError
-from star.positions.classical import blobs, calibration, search, tracker
+from star.positions.classical import ball, blobs, calibration, search, tracker
 from star.positions.evaluate import Tally, main_camera_samples, score_half
 from star.positions.gamestate_json import GameStateError, GameStateFrames, read_gamestate, resample
 from star.positions.backends import HalfSource, get_localizer
@@ -113,6 +113,27 @@ def test_blobs_stand_where_the_people_are():
         nearest = np.argmin(np.linalg.norm(found - (x, y), axis=1))
         assert np.linalg.norm(found[nearest] - (x, y)) < 0.5
         assert np.abs(found_blobs[nearest].colour - shirt).max() < 40
+
+
+def draw_ball(frame: np.ndarray, camera: Camera, x: float, y: float) -> np.ndarray:
+    """A ball on the grass at (x, y) as the renderer draws one: its dark shadow, the white ball just above."""
+    im = Image.fromarray(frame.copy())
+    canvas = ImageDraw.Draw(im)
+    (su, sv), (bu, bv) = camera.project(np.array([[x, y, 0.0], [x, y, -0.22]]))[0]
+    canvas.ellipse((su - 2, sv - 0.8, su + 2, sv + 0.8), fill=(30, 70, 30))
+    canvas.ellipse((bu - 1.2, bv - 1.2, bu + 1.2, bv + 1.2), fill=(250, 250, 250))
+    return np.asarray(im)
+
+
+def test_the_ball_is_found_by_its_shadow():
+    camera = broadcast_camera((0.0, 0.0), 40.0)
+    near = blobs.near_pitch(camera, (W, H))
+    # dark shorts on a white line are no ball: the frame without one gives none
+    people = [(-5.0, 0.0, (20, 30, 60)), (6.0, -3.0, SHIRTS[1])]
+    plain = draw_frame(camera, people)
+    assert ball.find_ball(plain, camera, near) is None
+    found = ball.find_ball(draw_ball(plain, camera, 3.0, 4.0), camera, near)
+    assert found is not None and np.linalg.norm(found - (3.0, 4.0)) < 0.5
 
 
 def test_teams_and_roles_from_colours_and_sides():

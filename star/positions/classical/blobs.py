@@ -32,6 +32,7 @@ class Found:
     colour: np.ndarray    # [k, 3] shirt RGB (see find_blobs)
     uv: np.ndarray        # [k, 2] foot pixels
     centre: np.ndarray    # [2] ground point under the image centre
+    ball: np.ndarray | None = None   # [2] the ball's ground point, when found
 
 
 @dataclass

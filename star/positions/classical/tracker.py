@@ -6,7 +6,8 @@ import numpy as np
 
 from star.geometry import pitch
 from star.positions.backends import ROLE_INDEX, Detections, Positions
-from star.positions.classical.blobs import Found, assign_teams, find_blobs, static_in_image
+from star.positions.classical.ball import find_ball
+from star.positions.classical.blobs import Found, assign_teams, find_blobs, near_pitch, static_in_image
 from star.positions.classical.calibration import (MIN_VISIBLE, WIDE_CAP, Fit, Observation, fit_camera, image_shift,
                                                   joint_rig_fit, refine, summarise, to_camera)
 from star.positions.classical.search import SEARCH_KEEP, coarse_candidates, line_scores
@@ -85,7 +86,7 @@ class HalfTracker:
         return fit
 
     def step(self, rgb: np.ndarray) -> Found | None:
-        """The people of one frame, or None if it is not calibrated."""
+        """The people and the ball of one frame, or None if it is not calibrated."""
         obs = Observation.from_frame(rgb)
         fit = self.calibrate(obs)
         if fit is None:
@@ -99,7 +100,8 @@ class HalfTracker:
         keep = (np.isfinite(xy).all(1) & (np.abs(xy[:, 0]) <= pitch.HALF_L + 0.5)
                 & (np.abs(xy[:, 1]) <= pitch.HALF_W + 1.5))
         colours = np.array([b.colour for b in blobs]).reshape(-1, 3)
-        return Found(xy[keep], colours[keep], uv[keep], centre)
+        ball = find_ball(rgb, camera, near_pitch(camera, self.size))
+        return Found(xy[keep], colours[keep], uv[keep], centre, ball)
 
     # -- per half
 
@@ -136,4 +138,6 @@ class HalfTracker:
             start += len(p.xy)
             picked = keep[rows]
             out.put(i, Detections(p.xy[picked].astype(np.float32), team[rows][picked], role[rows][picked]), p.centre)
+            if p.ball is not None:
+                out.put_ball(i, p.ball)
         return out

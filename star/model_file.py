@@ -41,6 +41,7 @@ def model_inputs(model_cfg, fps: float, stage: str) -> Inputs:
     return Inputs(window=max(1, round(window_s * fps)),
                   with_global=getattr(model_cfg, "use_global", False),
                   with_positions=getattr(model_cfg, "use_positions", False),
+                  position_attributes=getattr(model_cfg, "sss_inputs", "xy") != "xy",
                   players=getattr(model_cfg, "max_players", 32),
                   blur=getattr(model_cfg, "blur", 1) if stage == "captioning" else 1,
                   # STaR's captioner reads Filter/Memory's frames only: selected once per half by the dataset

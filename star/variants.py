@@ -1,6 +1,7 @@
 """Variants name Table 3's and Table 6's ablations of STaR (a method registered with `variants=True`): `default`,
-or `-`-joined switches `blurK` (feature blurring K), `noglobal` (no global features) and `nopos` (no positions:
-STaR without its SSS), e.g. `blur10-nopos`. `variant_name` and `parse_variant` are inverses; the workflow builds
+or `-`-joined switches `blurK` (feature blurring K), `noglobal` (no global features), `nopos` (no positions:
+STaR without its SSS) and `teamball` (the SSS also reads team side, role and the ball: `sss_inputs:
+xy_team_role_ball`), e.g. `blur10-nopos`. `variant_name` and `parse_variant` are inverses; the workflow builds
 its job graph from them, so this module imports nothing but the standard library.
 
 Blurring is an ablation of captioning only: a captioning variant's spots come from `spotting_variant(v)`.
@@ -12,7 +13,8 @@ import re
 
 from star.errors import InputError
 
-SWITCHES = {"noglobal": ("use_global", False), "nopos": ("use_positions", False)}
+SWITCHES = {"noglobal": ("use_global", False), "nopos": ("use_positions", False),
+            "teamball": ("sss_inputs", "xy_team_role_ball")}
 
 
 def parse_variant(variant: str) -> dict:
@@ -25,14 +27,15 @@ def parse_variant(variant: str) -> dict:
         elif (match := re.fullmatch(r"blur([1-9]\d*)", switch)):
             overrides["blur"] = int(match.group(1))
         else:
-            raise InputError(f"variant {variant!r}: unknown switch {switch!r} (noglobal, nopos, blurK)")
+            raise InputError(f"variant {variant!r}: unknown switch {switch!r} (noglobal, nopos, teamball, blurK)")
     return overrides
 
 
-def variant_name(blur: int = 1, use_global: bool = True, use_positions: bool = True) -> str:
+def variant_name(blur: int = 1, use_global: bool = True, use_positions: bool = True, team_ball: bool = False) -> str:
     """The canonical variant of the switches (the same run serves every table that needs it)."""
     switches = ([f"blur{blur}"] if blur != 1 else []) + ([] if use_global else ["noglobal"])
-    return "-".join(switches + ([] if use_positions else ["nopos"])) or "default"
+    switches += [] if use_positions else ["nopos"]
+    return "-".join(switches + (["teamball"] if team_ball else [])) or "default"
 
 
 def spotting_variant(variant: str) -> str:

@@ -5,6 +5,11 @@ loop (star.train.loop.fit) on synthetic tensors, and measures agreement on held-
 - side: the caption says "left" or "right", a function of where the players stand (positions only; the features
   are noise). STaR's captioner with the SSS (the tiny preset's one-attention design and the authors' two blocks)
   must learn it; without the SSS, or with the positions cut at test time, it stays at chance.
+- attack: the answer is the side ("left"/"right") the ball is on relative to the attack direction of the team that
+  has it (the commentary's convention), so it depends on the ball's position and on which goal the ball
+  carrier's team defends. STaR's spotter whose SSS reads team side, role and the ball (`sss_inputs:
+  xy_team_role_ball`) must learn it; with positions alone (`xy`, the paper's SSS) it stays at chance, and so it
+  does with the positions cut at test time.
 - recall: the answer ("goal" or "card") is a marker in one global frame far outside the local window. STaR's
   spotter (global context -> latents -> head) must learn it; without global features, or with them masked at test
   time, it stays at chance. STaR's captioner reads the far event through its latents (and loses it when the
@@ -22,6 +27,7 @@ import pytest
 import torch
 
 from star.data.batch import Batch
+from star.data.cache import BALL_ROLE
 from star.data.soccernet import SPOTTING_CLASSES as N_CLASSES
 from star.models import build_captioner, build_spotter
 from star.models.star import STaRConfig
@@ -33,7 +39,7 @@ CAPTIONS = {"side": ("[TEAM] attack down the left.", "[TEAM] attack down the rig
             "recall": ("[TEAM] respond to the goal.", "[TEAM] respond to the card.")}  # spotting: classes 1, 2
 WORDS = {"side": ("left", "right"), "recall": ("goal", "card")}
 CHANCE = (0.3, 0.7)
-SIDE_STEPS, RECALL_STEPS, CAPTIONER_RECALL_STEPS = 250, 120, 400
+SIDE_STEPS, RECALL_STEPS, CAPTIONER_RECALL_STEPS, ATTACK_STEPS = 300, 120, 400, 300   # side, attack: the default
 
 
 def config(**overrides) -> STaRConfig:
@@ -55,22 +61,35 @@ def task(kind: str, n: int, seed: int) -> dict:
     global_ = torch.randn(n, G, D, generator=gen)
     positions = torch.stack([torch.rand(n, T, P, generator=gen) * 80 - 40,
                              torch.randn(n, T, P, generator=gen) * 5], dim=-1)  # [n, T, P, 2] metres
+    extra = {}
     if kind == "side":
         positions[..., 1] += (1 - 2 * y.float())[:, None, None] * 15
+    elif kind == "attack":
+        # the carrier (slot 0) has the ball; slots alternate teams, his first; team 0 defends the left goal, so
+        # attacks towards +x, where its left is -y
+        carrier = torch.randint(0, 2, (n,), generator=gen)
+        above = torch.randint(0, 2, (n,), generator=gen)                          # ball at +y (1) or -y (0)
+        ball = torch.stack([torch.rand(n, T, generator=gen) * 80 - 40,
+                            (2 * above.float() - 1)[:, None] * (5 + 20 * torch.rand(n, T, generator=gen))], -1)
+        positions[:, :, 0] = ball + torch.randn(n, T, 2, generator=gen)
+        team = (carrier[:, None] + torch.arange(P)) % 2                           # [n, P]
+        y = (above != carrier).long()                                             # 0 "left", 1 "right"
+        extra = dict(ball=ball, team=team)
     else:
         fixed = torch.Generator().manual_seed(12345)  # the same two directions in every split
         directions = torch.nn.functional.normalize(torch.randn(2, D, generator=fixed), dim=-1)
         for i in range(n):
             far = np.flatnonzero(np.abs(np.arange(G) - int(anchor[i])) > T // 2 + 10)
             global_[i, far[int(torch.randint(len(far), (1,), generator=gen))]] += 6 * directions[y[i]]
-    return dict(y=y, local=torch.randn(n, T, D, generator=gen), global_=global_, anchor=anchor, positions=positions)
+    return dict(y=y, local=torch.randn(n, T, D, generator=gen), global_=global_, anchor=anchor, positions=positions,
+                **extra)
 
 
 class Samples:
     """An in-memory dataset in the training loop's terms (indices, epoch_order, a collate that builds a Batch)."""
 
-    def __init__(self, kind: str, data: dict, tokenizer=None):
-        self.kind, self.data = kind, data
+    def __init__(self, kind: str, data: dict, tokenizer=None, attributes: bool = False):
+        self.kind, self.data, self.attributes = kind, data, attributes   # attributes: team, role and the ball
         self.tokens = self.token_mask = None
         if tokenizer is not None:
             self.tokens, self.token_mask = tokenizer.encode_batch([CAPTIONS[kind][i] for i in data["y"]], 30)
@@ -89,16 +108,22 @@ class Samples:
         d, index = self.data, torch.as_tensor(index)
         n = len(index)
         global_mask = torch.ones(n, G, dtype=torch.bool)
-        positions_mask = torch.ones(n, T, P, dtype=torch.bool)
+        positions, team, role = d["positions"][index], None, None
+        if self.attributes:   # the ball rides as one more slot, as the dataset gives it
+            positions = torch.cat([positions, d["ball"][index][:, :, None]], 2)
+            team = torch.cat([d["team"][index][:, None].expand(n, T, P), torch.full((n, T, 1), -1)], 2)
+            role = torch.cat([torch.zeros(n, T, P, dtype=torch.long), torch.full((n, T, 1), BALL_ROLE)], 2)
+        positions_mask = torch.ones(positions.shape[:3], dtype=torch.bool)
         if cut == "global":
             global_mask[:] = False
         if cut == "positions":
             positions_mask[:] = False
         tokens = None if self.tokens is None or not train else self.tokens[index]
         return Batch(local=d["local"][index], local_mask=torch.ones(n, T, dtype=torch.bool),
-                     global_=d["global_"][index], global_mask=global_mask, positions=d["positions"][index],
+                     global_=d["global_"][index], global_mask=global_mask, positions=positions,
                      positions_mask=positions_mask, anchor=d["anchor"][index], label=d["y"][index] + 1,
-                     tokens=tokens, token_mask=None if tokens is None else self.token_mask[index])
+                     tokens=tokens, token_mask=None if tokens is None else self.token_mask[index],
+                     positions_team=team, positions_role=role)
 
     __call__ = batch  # the loop's collate
 
@@ -106,12 +131,13 @@ class Samples:
 TOKENIZER = train_bpe([c for pair in CAPTIONS.values() for c in pair] * 10, vocab_size=300)
 
 
-def train(model, loss_fn, kind: str, steps: int, lr: float, tmp_path) -> None:
+def train(model, loss_fn, kind: str, steps: int, lr: float, tmp_path, attributes: bool = False) -> None:
     """`steps` of 32 of 4096 training samples through the pipeline's loop (AdamW, warmup + cosine, clip 1)."""
     tokenizer = TOKENIZER if loss_fn is captioning_loss else None
     cfg = dict(steps=steps, batch_size=32, lr=lr, weight_decay=0.01, warmup_steps=20, grad_clip=1.0,
                eval_every=steps, patience=1, checkpoint_every=steps, workers=0)
-    training, valid = Samples(kind, task(kind, 4096, 1), tokenizer), Samples(kind, task(kind, 64, 3), tokenizer)
+    training = Samples(kind, task(kind, 4096, 1), tokenizer, attributes)
+    valid = Samples(kind, task(kind, 64, 3), tokenizer, attributes)
     fit(model, loss_fn, training, valid, training, cfg, seed=0, checkpoint=tmp_path / "checkpoint.pt",
         fingerprint=repr(model.cfg), device=torch.device("cpu"))
     model.eval()
@@ -125,6 +151,7 @@ def caption_agreement(model, samples: Samples, cut: str | None = None) -> float:
 
 
 def recall_agreement(model, samples: Samples, cut: str | None = None) -> float:
+    """Share of held-out samples whose spotting logits rank their answer's class (1 or 2) above the other."""
     with torch.no_grad():
         logits = model(samples.batch(range(len(samples)), cut=cut))  # [n, 1 + labels]
     return float((logits[:, 1:3].argmax(-1) == samples.data["y"]).float().mean())
@@ -139,7 +166,7 @@ def side_captioners(tmp_path_factory):
     for name, switches in (("sss", {}), ("sss 2 blocks", {"sss_blocks": 2}), ("none", {"use_positions": False})):
         seed_everything(0)
         model = build_captioner("star", config(**switches), D, TOKENIZER)
-        train(model, captioning_loss, "side", SIDE_STEPS, 3e-3, tmp_path_factory.mktemp("side"))
+        train(model, captioning_loss, "side", SIDE_STEPS, 1e-3, tmp_path_factory.mktemp("side"))
         found[name] = model
     return found, Samples("side", task("side", 200, 2), TOKENIZER)
 
@@ -154,6 +181,28 @@ def recall_spotters(tmp_path_factory):
         train(model, spotting_loss, "recall", RECALL_STEPS, 1e-3, tmp_path_factory.mktemp("recall"))
         found[use_global] = model
     return found, Samples("recall", task("recall", 200, 2))
+
+
+@pytest.fixture(scope="module")
+def attack_spotters(tmp_path_factory):
+    """STaR spotters (no global stage) on the attack task: SSS inputs xy_team_role_ball, and xy alone."""
+    torch.set_num_threads(1)
+    found = {}
+    for inputs in ("xy_team_role_ball", "xy"):
+        seed_everything(0)
+        model = build_spotter("star", config(sss_inputs=inputs, use_global=False), D, N_CLASSES)
+        train(model, spotting_loss, "attack", ATTACK_STEPS, 1e-3, tmp_path_factory.mktemp("attack"), inputs != "xy")
+        found[inputs] = model
+    held_out = task("attack", 200, 2)
+    return found, {inputs: Samples("attack", held_out, attributes=inputs != "xy") for inputs in found}
+
+
+def test_team_sides_and_the_ball_give_the_side_relative_to_the_attack(attack_spotters):
+    models, held_out = attack_spotters
+    rich = "xy_team_role_ball"
+    assert recall_agreement(models[rich], held_out[rich]) >= 0.9
+    assert CHANCE[0] <= recall_agreement(models[rich], held_out[rich], cut="positions") <= CHANCE[1]
+    assert CHANCE[0] <= recall_agreement(models["xy"], held_out["xy"]) <= CHANCE[1]
 
 
 def test_sss_carries_where_the_players_are_into_the_caption(side_captioners):

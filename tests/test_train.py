@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from star.data.cache import write_cache
+from star.data.cache import BALL_ROLE, write_cache
 from star.data.datasets import CaptioningDataset, Collate, HalfGroups, SpottingDataset
 from star.data.halves import CacheReader, Inputs, load_halves
 from star.data.games import read_manifest
@@ -80,6 +80,28 @@ def test_positions_follow_time_at_another_rate_and_masks_hold(store):
     off = CaptioningDataset([half], Inputs(window=4, with_global=False, with_positions=True),
                             anchors=[(0, 59)])[0]   # samples 57..60: time 60 s is past the positions' end
     assert off["positions_mask"][:, 0].tolist() == [True, True, True, False]
+
+
+def test_team_role_and_ball_ride_with_the_positions(store, tmp_path):
+    half = halves(store)[0]   # positions at 2 fps: ball x = row % 50, seen where row % 3 > 0; team 0, role 0
+    inputs = Inputs(window=4, with_global=False, with_positions=True, position_attributes=True, players=6)
+    sample = CaptioningDataset([half], inputs, anchors=[(0, 10)])[0]
+    assert sample["positions"].shape == (4, 7, 2)                # 6 player slots, then the ball
+    assert sample["positions"][:, 6, 0].tolist() == [16, 0, 20, 22] and sample["positions_mask"][:, 6].tolist() == \
+        [True, False, True, True]
+    assert sample["positions_role"][0].tolist() == [0] * 6 + [BALL_ROLE]
+    assert sample["positions_team"][0].tolist() == [0, 0, 0, 0, -1, -1, -1]   # the store has 4 slots
+    batch = Collate()([sample, sample])
+    assert batch.positions_role.shape == (2, 4, 7) and batch.positions_team.dtype == torch.long
+    # a positions cache written before the ball (format 1) is refused by a model that reads it
+    old = tmp_path / "old.h5"
+    write_cache(old, "positions", {"xy": np.zeros((4, 2, 2)), "team": np.zeros((4, 2)), "role": np.zeros((4, 2)),
+                                   "mask": np.ones((4, 2), bool), "calibrated": np.ones(4, bool),
+                                   "jersey": np.zeros((4, 2)), "ball": np.zeros((4, 2)),
+                                   "ball_visible": np.zeros(4, bool)},
+                {}, game="g", half=1, fps=1.0, backend="test", max_players=2, format=1)
+    with pytest.raises(InputError, match="format 1 has no ball"):
+        CaptioningDataset([replace(half, positions=old)], inputs, anchors=[(0, 2)])[0]
 
 
 def test_spotting_labels_and_balanced_epochs(store):
@@ -289,3 +311,7 @@ def test_variants_parse_and_map_to_spotters():
     assert (star.blur, star.use_positions, star.use_global) == (3, False, True)
     with pytest.raises(InputError, match="ablation of STaR"):
         method_config(cfg, "sdvc", "nopos")
+    assert method_config(cfg, "star", "default").sss_inputs == "xy"             # the paper's SSS
+    assert method_config(cfg, "star", "teamball").sss_inputs == "xy_team_role_ball"
+    rich = read_config('{"model": {"star": {"sss_inputs": "xy_team_role_ball"}}}')
+    assert method_config(rich, "star", "default").sss_inputs == "xy_team_role_ball"

@@ -12,6 +12,10 @@ Shapes (B samples; T local samples = window seconds * fps; G global samples; P p
     global_index   long  [B]           the row of global_ of each sample (None: row i is sample i, H = B)
     positions      float [B, T, P, 2]  player positions (pitch metres) at the local window's samples
     positions_mask bool  [B, T, P]
+    positions_team long  [B, T, P]     0 left, 1 right (the side the team defends), -1 unknown; None unless the
+                                       model reads team, role and ball (STaR's `sss_inputs: xy_team_role_ball`:
+                                       then the last of the P slots is the ball, role BALL_ROLE)
+    positions_role long  [B, T, P]     cache.ROLES index, BALL_ROLE for the ball; None likewise
     anchor         long  [B]           anchor sample index in its half
     label          long  [B]           spotting class: 0 background, 1.. = CAPTION_LABELS index + 1 (spotting only)
     tokens         long  [B, L]        caption tokens, padded with the tokenizer's pad id (captioning training only)
@@ -41,6 +45,8 @@ class Batch:
     token_mask: torch.Tensor | None = None
     global_index: torch.Tensor | None = None
     global_times: torch.Tensor | None = None
+    positions_team: torch.Tensor | None = None
+    positions_role: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.local.shape[0]

@@ -34,6 +34,7 @@ from star.errors import InputError
 from star.provenance import atomic_path
 
 ROLES = ("player", "goalkeeper", "referee", "other")
+BALL_ROLE = len(ROLES)   # the ball's role index where it rides as one more slot (STaR's SSS, `xy_team_role_ball`)
 TEAMS = ("left", "right")
 POSITIONS_FORMAT = 2   # 2: + jersey, ball, ball_visible
 

@@ -63,11 +63,16 @@ class WindowDataset(torch.utils.data.Dataset):
         # the global features first: the window is then sliced from the stored half
         key, global_, times = self.reader.global_features(half, inputs) if inputs.with_global else (None,) * 3
         local, local_mask = self.reader.window(half, anchor, inputs.window, inputs)
-        xy, xy_mask = (self.reader.positions(half, anchor, inputs.window, inputs.players) if inputs.with_positions
-                       else (np.zeros((inputs.window, 1, 2), np.float32), np.zeros((inputs.window, 1), bool)))
+        team = role = None
+        if inputs.with_positions and inputs.position_attributes:
+            xy, xy_mask, team, role = self.reader.positions(half, anchor, inputs.window, inputs.players, True)
+        elif inputs.with_positions:
+            xy, xy_mask = self.reader.positions(half, anchor, inputs.window, inputs.players)
+        else:
+            xy, xy_mask = np.zeros((inputs.window, 1, 2), np.float32), np.zeros((inputs.window, 1), bool)
         return {"local": local, "local_mask": local_mask, "global": global_, "global_key": key, "global_times": times,
-                "positions": xy, "positions_mask": xy_mask, "anchor": anchor, "label": int(self.labels[i]),
-                "caption": self.captions[i] if self.captions else None}
+                "positions": xy, "positions_mask": xy_mask, "positions_team": team, "positions_role": role,
+                "anchor": anchor, "label": int(self.labels[i]), "caption": self.captions[i] if self.captions else None}
 
 
 @dataclass(frozen=True)
@@ -207,6 +212,8 @@ class Collate:
             positions=stack("positions"), positions_mask=stack("positions_mask"),
             anchor=torch.tensor([s["anchor"] for s in samples]), label=torch.tensor([s["label"] for s in samples]),
             global_times=global_times, global_index=global_index)
+        if samples[0].get("positions_team") is not None:
+            batch.positions_team, batch.positions_role = stack("positions_team"), stack("positions_role")
         if self.tokenizer is not None and samples[0]["caption"] is not None:
             batch.tokens, batch.token_mask = self.tokenizer.encode_batch([s["caption"] for s in samples],
                                                                          self.max_tokens)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from star.data.cache import open_cache
+from star.data.cache import BALL_ROLE, open_cache, require_ball
 from star.data.games import Game
 from star.data.soccernet import Annotation, load_labels
 from star.errors import InputError
@@ -206,20 +206,44 @@ class CacheReader:
         xy, mask, fps = self._arrays.get_or((path, "positions"), read)
         return xy, mask, float(fps)
 
-    def positions(self, half: Half, anchor: int, size: int, players: int) -> tuple[np.ndarray, np.ndarray]:
-        """([size, P, 2] metres, [size, P] bool) at the times of the window's samples (nearest positions sample)."""
+    def _half_attributes(self, path: Path) -> tuple[np.ndarray, ...]:
+        """A positions cache's team [N, P], role [N, P], ball [N, 2] (zero where unseen) and ball seen [N]."""
+        h5 = self._open(path, "positions")
+
+        def read():
+            require_ball(h5, path)
+            seen = h5["ball_visible"][:] & h5["calibrated"][:]
+            ball = np.where(seen[:, None], h5["ball"][:], 0.0).astype(np.float32)
+            return h5["team"][:].astype(np.int64), h5["role"][:].astype(np.int64), ball, seen
+
+        return self._arrays.get_or((path, "attributes"), read)
+
+    def positions(self, half: Half, anchor: int, size: int, players: int,
+                  attributes: bool = False) -> tuple[np.ndarray, ...]:
+        """([size, P, 2] metres, [size, P] bool) at the times of the window's samples (nearest positions sample);
+        with `attributes` also team and role [size, P + 1] each, the ball in the last slot (role BALL_ROLE)."""
         out_xy = np.zeros((size, players, 2), np.float32)
         out_mask = np.zeros((size, players), bool)
-        if half.positions is None:
+        out_team, out_role = np.full((size, players), -1, np.int64), np.zeros((size, players), np.int64)
+        ball, ball_mask = np.zeros((size, 1, 2), np.float32), np.zeros((size, 1), bool)
+        if half.positions is not None:
+            xy, mask, fps = self._half_positions(half.positions)
+            times = np.arange(anchor - size // 2, anchor - size // 2 + size) / half.fps
+            index = np.round(times * fps).astype(np.int64)
+            inside = (index >= 0) & (index < len(xy))
+            k = min(xy.shape[1], players)
+            out_xy[inside, :k] = xy[index[inside], :k]
+            out_mask[inside, :k] = mask[index[inside], :k]
+            if attributes:
+                team, role, half_ball, seen = self._half_attributes(half.positions)
+                out_team[inside, :k], out_role[inside, :k] = team[index[inside], :k], role[index[inside], :k]
+                ball[inside, 0], ball_mask[inside, 0] = half_ball[index[inside]], seen[index[inside]]
+        if not attributes:
             return out_xy, out_mask
-        xy, mask, fps = self._half_positions(half.positions)
-        times = np.arange(anchor - size // 2, anchor - size // 2 + size) / half.fps
-        index = np.round(times * fps).astype(np.int64)
-        inside = (index >= 0) & (index < len(xy))
-        k = min(xy.shape[1], players)
-        out_xy[inside, :k] = xy[index[inside], :k]
-        out_mask[inside, :k] = mask[index[inside], :k]
-        return out_xy, out_mask
+        ball_role = np.full((size, 1), BALL_ROLE, np.int64)
+        return (np.concatenate([out_xy, ball], 1), np.concatenate([out_mask, ball_mask], 1),
+                np.concatenate([out_team, np.full((size, 1), -1, np.int64)], 1),
+                np.concatenate([out_role, ball_role], 1))
 
 
 @dataclass
@@ -228,6 +252,7 @@ class Inputs:
     window: int                 # local samples
     with_global: bool = True
     with_positions: bool = False
+    position_attributes: bool = False  # team, role and the ball too (STaR's sss_inputs `xy_team_role_ball`)
     players: int = 32
     blur: int = 1               # Table 3's feature blurring K (1: none)
     mean: np.ndarray | None = None  # [D] per-channel standardisation of local and global features (None: raw)

@@ -139,17 +139,21 @@ class BiasFreeMLP(nn.Sequential):
 
 
 class PositionEncoder(nn.Module):
-    """Pitch positions (metres) [..., 2] -> hash grid -> bias-free MLP -> [..., out_dim]."""
+    """Pitch positions (metres) [..., 2] -> hash grid -> bias-free MLP -> [..., out_dim]. With `extra_dim`, the MLP
+    also reads `extra` [..., extra_dim] beside the grid's features (a person's team and role, one-hot)."""
 
     def __init__(self, out_dim: int = 24, n_levels: int = 16, features_per_level: int = 2, log2_table: int = 19,
                  base_resolution: int = 16, per_level_scale: float = 1.447, mlp_width: int = 64,
-                 mlp_layers: int = 2, backend: str = "auto"):
+                 mlp_layers: int = 2, backend: str = "auto", extra_dim: int = 0):
         super().__init__()
         self.grid = HashGridEncoding(n_levels, features_per_level, log2_table, base_resolution, per_level_scale,
                                      backend)
-        self.mlp = BiasFreeMLP(self.grid.out_dim, mlp_width, mlp_layers, out_dim)
-        self.out_dim = out_dim
+        self.mlp = BiasFreeMLP(self.grid.out_dim + extra_dim, mlp_width, mlp_layers, out_dim)
+        self.out_dim, self.extra_dim = out_dim, extra_dim
 
-    def forward(self, xy: torch.Tensor) -> torch.Tensor:
+    def forward(self, xy: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
         flat = normalize_pitch(xy.reshape(-1, 2).float())  # [N, 2]
-        return self.mlp(self.grid(flat)).reshape(*xy.shape[:-1], self.out_dim)  # [..., out_dim]
+        encoded = self.grid(flat)  # [N, grid.out_dim]
+        if self.extra_dim:
+            encoded = torch.cat([encoded, extra.reshape(-1, self.extra_dim).to(encoded.dtype)], dim=-1)
+        return self.mlp(encoded).reshape(*xy.shape[:-1], self.out_dim)  # [..., out_dim]

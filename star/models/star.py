@@ -29,7 +29,7 @@ from torch import nn
 from star.models.context import GlobalContextCapturer
 from star.models.decoder_config import DecoderConfig
 from star.models.hashgrid import PositionEncoder
-from star.models.sss import SpatialSemanticSynthesizer
+from star.models.sss import ATTRIBUTE_DIM, SpatialSemanticSynthesizer
 
 if TYPE_CHECKING:
     from star.data.batch import Batch
@@ -64,6 +64,8 @@ class STaRConfig:
     sss_dim_head: int = 96
     sss_blocks: int = 2                 # [self-attention, cross-attention to the players, FF] blocks (authors: 2);
                                         # 0: one perceiver cross-attention per frame (ours, the tiny preset's)
+    sss_inputs: str = "xy"              # xy: positions only (the paper); xy_team_role_ball: + each person's team
+                                        # side and role, and the ball as one more slot (what sn-gamestate gives)
     # PCC
     filter_alpha: float = 0.2           # Filter keeps every round(1 / alpha)-th global frame
     memory_tau: float = 0.9             # Memory re-inserts frames whose best cosine to the kept ones is below
@@ -96,7 +98,7 @@ class STaRConfig:
 def position_encoder(cfg: STaRConfig) -> PositionEncoder:
     return PositionEncoder(cfg.position_dim, cfg.grid_levels, cfg.grid_features, cfg.grid_log2_table,
                            cfg.grid_base_resolution, cfg.grid_per_level_scale, cfg.mlp_width, cfg.mlp_layers,
-                           cfg.grid_backend)
+                           cfg.grid_backend, extra_dim=ATTRIBUTE_DIM if cfg.sss_inputs == "xy_team_role_ball" else 0)
 
 
 class STaRBase(nn.Module):
@@ -106,7 +108,7 @@ class STaRBase(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.sss = (SpatialSemanticSynthesizer(feature_dim, cfg.sss_dim, cfg.sss_heads, cfg.sss_dim_head,
-                                               position_encoder(cfg), cfg.sss_blocks)
+                                               position_encoder(cfg), cfg.sss_blocks, cfg.sss_inputs)
                     if cfg.use_positions else None)
 
     def capturer_args(self) -> dict:
@@ -120,7 +122,7 @@ class STaRBase(nn.Module):
         if self.sss is None:
             return batch.local
         return self.sss(batch.local, batch.positions, batch.positions_mask & batch.local_mask[..., None],
-                        batch.local_mask)
+                        batch.local_mask, batch.positions_team, batch.positions_role)
 
     def global_latents(self, batch: Batch) -> torch.Tensor:
         """The capturer's latents after the global stage, one row per distinct half of the batch: [H, R, dim]."""

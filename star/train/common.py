@@ -56,6 +56,8 @@ def method_config(cfg: dict, method: str, variant: str = "default"):
     overrides = parse_variant(variant)
     if overrides and not registry.method(method).variants:
         raise InputError(f"variant {variant!r} is an ablation of STaR; {method} has only the default")
+    if hasattr(base, "sss_inputs") and "sss_inputs" not in overrides:
+        overrides["sss_inputs"] = model["star"]["sss_inputs"]
     if hasattr(base, "global_stride"):
         overrides["global_stride"] = model["global_stride"]
     if hasattr(base, "decoder") and model["gpt2_dir"]:

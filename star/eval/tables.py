@@ -35,7 +35,7 @@ PRESETS = {
     # the paper's Table 4 is the captioning subtask; the dense evaluator at the same anchors (5 s) as extra columns
     "table4": "Method,B4=B4@captioning,M=M@captioning,R-L=R-L@captioning,C=C@captioning,"
               "B4 dense@5=B4@5,M dense@5=M@5,R-L dense@5=R-L@5,C dense@5=C@5",
-    "table6": "G.,P.,B4@30,M@30,R-L@30,C@30,F1",
+    "table6": "G.,P.,SSS inputs,B4@30,M@30,R-L@30,C@30,F1",
 }
 
 

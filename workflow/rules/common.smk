@@ -417,6 +417,13 @@ def encoder_fps(encoder):
     return f"{fps:g}"
 
 
+# STaR's SSS input of the default runs; when it is the paper's (xy), Table 6 and the diagnostics add a run whose
+# SSS also reads team side, role and the ball (variant `teamball`)
+SSS_INPUTS = config["model"]["star"]["sss_inputs"]
+EXTENDED = SSS_INPUTS == "xy"
+SSS_INPUT_NAMES = {"xy": "xy", "xy_team_role_ball": "xy, team, role, ball"}
+
+
 def metrics_file(method, encoder, variant, anchors, window):
     return f"results/{layout.metrics_file(method, encoder, variant, anchors, window)}"
 
@@ -435,6 +442,9 @@ def row_meta(w, anchors=None):
             f" --meta P.={mark(switches.get('use_positions', True))}"
             f" --meta SSS={mark(switches.get('use_positions', True))} --meta Blurring={switches.get('blur', 1)}"
         )
+        inputs = SSS_INPUT_NAMES[switches.get("sss_inputs", SSS_INPUTS)]
+        inputs = inputs if switches.get("use_positions", True) else "-"
+        meta += f" --meta {shlex.quote(f'SSS inputs={inputs}')}"
     return meta
 
 
@@ -471,7 +481,12 @@ TABLE_FILES = {
             30,
         )
         for p, g in ((False, False), (False, True), (True, False), (True, True))
-    ],
+    ]
+    + (
+        [metrics_file("star", TABLE_ENCODER, variant_name(team_ball=True), "spots", 30)]
+        if EXTENDED
+        else []
+    ),
 }
 TABLE_COLUMNS = {
     "table1": "table1",
@@ -489,6 +504,11 @@ if "star" in METHODS:
         DIAGNOSTIC_RUNS[f"STaR ({_switches})"] = (
             "star",
             variant_name(use_global=_g, use_positions=_p),
+        )
+    if EXTENDED:
+        DIAGNOSTIC_RUNS["STaR (SSS: team, role, ball)"] = (
+            "star",
+            variant_name(team_ball=True),
         )
 
 

@@ -241,7 +241,14 @@ def test_gamestate_ground_truth_matches_the_tracks_and_the_camera(matches, world
     for entry in gs["annotations"]:
         by_image.setdefault(entry["image_id"], []).append(entry)
     for k, image in enumerate(gs["images"]):
-        entries = by_image[image["image_id"]]
+        balls = [e for e in by_image[image["image_id"]] if e["attributes"]["role"] == "ball"]
+        entries = [e for e in by_image[image["image_id"]] if e["attributes"]["role"] != "ball"]
+        ball = track.ball[track.sample(k)]
+        assert len(balls) == int(not np.isnan(ball).any())      # the ball: its ground point, seen only on air
+        for e in balls:
+            assert np.allclose([e["bbox_pitch"]["x_bottom_middle"], e["bbox_pitch"]["y_bottom_middle"]], ball[:2],
+                               atol=1e-3)
+            assert image["has_labeled_camera"] or not e["visible"]
         xy = track.xy[track.sample(k)]
         assert len(entries) == int((~np.isnan(xy[:, 0])).sum())
         for e in entries:

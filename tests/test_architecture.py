@@ -17,7 +17,6 @@ MAX_LINES = 500
 LONG_ALLOWED = {
     "star.world.simulate",     # h10world: split into squads, chains, script, builders
     "star.world.render",       # h10world: split into camerawork, drawing, scenes
-    "star.positions.classical",  # h10sss: split into masks, camera fit, blobs, teams, tracker
 }
 # What serves a trained model: it depends on models and data, never on training.
 INFERENCE = ("star.infer", "star.caption_video", "star.model_file", "star.checkpoint", "star.models",
@@ -56,6 +55,13 @@ def test_inference_imports_nothing_from_training():
     bad = sorted((m, t) for m, targets in imports().items() if m.startswith(INFERENCE)
                  for t in targets if t.startswith("star.train"))
     assert not bad, f"inference-side modules import training: {bad}"
+
+
+def test_localizer_and_models_do_not_import_the_simulator():
+    """Pitch and camera geometry live in star.geometry: reading real video needs no synthetic world."""
+    bad = sorted((m, t) for m, targets in imports().items() if m.startswith(("star.positions", "star.models"))
+                 for t in targets if t.startswith("star.world"))
+    assert not bad, f"localizer or model modules import the simulator: {bad}"
 
 
 def test_no_import_cycles_between_packages():

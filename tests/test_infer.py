@@ -121,10 +121,13 @@ def test_features_the_model_was_not_trained_on_are_refused(trained, tmp_path, ca
     assert "missing.pt" in capsys.readouterr().err
 
 
-def test_star_reads_positions_and_global_features_through_every_stage(trained, tmp_path):
-    """STaR (tiny) through the same commands, with positions: trains, spots and captions the test game."""
+@pytest.mark.parametrize("sss_inputs", ["xy", "xy_team_role_ball"])
+def test_star_reads_positions_and_global_features_through_every_stage(trained, tmp_path, sss_inputs):
+    """STaR (tiny) through the same commands, with positions (and, for the second SSS input, team side, role and
+    the ball): trains, spots and captions the test game."""
     test = trained["games"][2]
     cfg = json.loads(trained["cfg"])
+    cfg["model"]["star"] = {"sss_inputs": sss_inputs}
     cfg["captioning"]["train"] |= {"steps": 2}
     cfg["spotting"]["train"] |= {"steps": 2}
     cfg = json.dumps(cfg)
@@ -148,3 +151,4 @@ def test_star_reads_positions_and_global_features_through_every_stage(trained, t
     assert predictions[1] and predictions[2]
     _, content = load_model(tmp_path / "captioning.safetensors", "captioning")
     assert content["model_cfg"].use_positions and content["norm"] is not None   # standardised inputs, saved
+    assert content["model_cfg"].sss_inputs == sss_inputs

@@ -6,9 +6,10 @@ captioning a whole 2700-s half, for the `tiny` and `paper` presets.
 Features are random (speed does not depend on their values) and the weights initial; the vocabulary has the
 preset's size (tiny: a 2000-token BPE; paper: T5's 32100 tokens), plus 100 time tokens. A training clip carries 2
 events with 20-word captions (SoccerNet: about one annotation per 70 s). For each preset it prints, as the median of
-`--rounds` rounds of CPU time: the forward + backward + AdamW step at batch 1 and batch 8; one clip's prediction (`predict`:
-generation, parsing, the confidence pass; an untrained model writes until the 256-token limit, so this is the worst
-case) and that times the clips of a half (`clip_s` clips every `infer_stride_s`); the process's peak resident memory.
+`--rounds` rounds of CPU time: the forward + backward + AdamW step at batch 1 and batch 8; one clip's prediction
+(`predict`: generation, parsing, the confidence pass; an untrained model writes until the 256-token limit, so this
+is the worst case) and that times the clips of a half (`clip_s` clips every `infer_stride_s`); the process's peak
+resident memory.
 The paper preset is meant for a GPU; its CPU figures bound what a CPU run costs.
 """
 

@@ -11,7 +11,10 @@ from star.errors import InputError
 from star.geometry import pitch
 from star.geometry.camera import Camera
 from star.world.match import Event, HalfTrack, Kit, Match, Person, Shot
-from star.world.render import GRASS, GRASS_LIGHT, PERSON_HEIGHT, Scoreboard, follow_play, render_half
+from star.world.camerawork import follow_play
+from star.world.drawing import GRASS, GRASS_LIGHT, PERSON_HEIGHT
+from star.world.render import render_half
+from star.world.scenes import Scoreboard
 
 FPS, DURATION, RATE = 5, 16.0, 5.0
 # no white kit, so every white-on-green pixel of the main camera is a pitch line, the ball or a goal

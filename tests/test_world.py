@@ -18,7 +18,7 @@ from star.geometry.camera import Camera
 from star.world.commentary import commentate
 from star.geometry.pitch import HALF_L, distance_to_goal
 from star.world.plan import plan_games
-from star.world.render import scoring_team
+from star.world.scenes import scoring_team
 from star.world.simulate import simulate_match
 
 CAMERA = Camera(x=0.0, y=50.0, z=-16.0, pan=0.0, tilt=0.3, focal=300.0, width=398, height=224).to_dict()
@@ -319,7 +319,7 @@ def test_star_world_renders_a_game_end_to_end(tmp_path):
 def test_every_pairing_of_clubs_gets_kits_apart():
     """Larger worlds meet every fixture: each gets two shirts and two keeper colours, all different."""
     from star.world.plan import CLUBS, PlannedGame
-    from star.world.simulate import make_kits
+    from star.world.squads import make_kits
 
     for home in range(len(CLUBS)):
         for away in range(len(CLUBS)):

@@ -41,7 +41,8 @@ from star.geometry.camera import Camera
 from star.world.commentary import commentate
 from star.world.match import HalfTrack, Match
 from star.world.plan import PlannedGame, plan_games
-from star.world.render import NEAR, PERSON_HEIGHT, render_half
+from star.world.drawing import NEAR, PERSON_HEIGHT
+from star.world.render import render_half
 from star.world.simulate import simulate_match
 
 LABELS = "Labels-caption.json"

@@ -103,6 +103,9 @@ def cross_key_problems(cfg: dict) -> list[str]:
                         "backend samples positions from the decoded frames")
     dataset = registry.dataset(cfg["dataset"]["source"])
     if dataset.synthetic:
+        if decode["fps"] > cfg["world"]["video_fps"] + 1e-9:
+            problems.append(f"decode.fps ({decode['fps']:g}) exceeds world.video_fps ({cfg['world']['video_fps']:g}): "
+                            "decoding would repeat rendered frames (raise world.video_fps)")
         imported = [e for e in features["encoders"] if registry.encoder(e).kind == "imported"]
         if imported:
             problems.append(f"features.encoders: {', '.join(imported)} are imported from SoccerNet's .npy files, "

@@ -27,6 +27,7 @@ from tests.videos import write_video
 
 @pytest.mark.parametrize("override,needle", [
     ({"positions": {"fps": 5}}, "positions.fps (5) exceeds decode.fps (1)"),
+    ({"decode": {"fps": 3}}, "decode.fps (3) exceeds world.video_fps (1)"),
     ({"features": {"encoders": ["pptimesformer", "baidu"]}}, "baidu are imported from SoccerNet's .npy files"),
     ({"tables": {"encoder": "resnet"}}, "tables.encoder (resnet) is not one of features.encoders"),
     ({"positions": {"backend": "sngamestate"}}, "positions.sngamestate.python and .repo is not set"),
@@ -35,7 +36,8 @@ def test_cross_key_rules_are_checked_when_the_config_is_loaded(override, needle)
     with pytest.raises(ConfigError, match=r"invalid configuration") as err:
         star_config.validate(override)
     assert needle in str(err.value)
-    star_config.validate({"positions": {"fps": 2}, "decode": {"fps": 2}})   # consistent: accepted
+    star_config.validate({"positions": {"fps": 2}, "decode": {"fps": 2}, "world": {"video_fps": 2}})  # accepted
+    star_config.validate({"decode": {"fps": 3}, "dataset": {"source": "soccernet"}})   # a real video: any rate
 
 
 def test_snakemake_stops_before_any_job_and_keeps_the_caches(tmp_path):

@@ -55,7 +55,7 @@ def decode(path) -> tuple[list[np.ndarray], list[float], float]:
 
 @pytest.fixture(scope="module")
 def world():
-    return section("world", {"video_fps": 5})   # denser than the default 2 fps: cuts and timing at 0.2 s
+    return section("world", {"video_fps": 5})   # denser than the default 1 fps: cuts and timing at 0.2 s
 
 
 @pytest.fixture(scope="module")

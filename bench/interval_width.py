@@ -9,7 +9,9 @@ metrics of the test games), the script draws `--subsets` random subsets of k tes
 evaluate --bootstrap` does (`star.eval.dvc.bootstrap_ci`: games resampled with replacement, the per-half metrics
 averaged, 95% percentile interval), and prints the median half-width (x100) per k, with hw * sqrt(k): constant
 where the 1/sqrt(n) law holds. From the largest k it extrapolates the number of test games at which the C@30
-half-width reaches `--target` (k_target = k * (hw / target)^2). No model is run: seconds of CPU.
+half-width reaches `--target` (k_target = k * (hw / target)^2). Then, for every pair of runs, the paired
+difference over all test games: both runs' per-half metrics averaged over the *same* resampled games, so the
+games' shared difficulty cancels (the tables' intervals are each run's own). No model is run: seconds of CPU.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from star.eval.dvc import bootstrap_ci
+from star.eval.dvc import bootstrap_ci, bootstrap_means, percentile_interval
 
 METRICS = {"C@30": "CIDEr", "M@30": "METEOR"}
 
@@ -52,6 +54,17 @@ def run_table(metrics_file: Path, sizes: list[int], subsets: int, resamples: int
     return rows
 
 
+def paired_difference(a: dict, b: dict, resamples: int, seed: int) -> dict[str, tuple[float, float, float]]:
+    """x100 (difference, lo, hi) of a - b per metric, both averaged over the same game resamples."""
+    rows_a = {(h["game"], h["half"]): h for h in a["halves"]}
+    rows_b = {(h["game"], h["half"]): h for h in b["halves"]}
+    keys = sorted(set(rows_a) & set(rows_b))
+    table = np.array([[rows_a[k][m] - rows_b[k][m] for m in METRICS.values()] for k in keys])  # [H, M]
+    means = bootstrap_means(table, [k[0] for k in keys], resamples, seed)  # [B, M]
+    lo, hi = percentile_interval(means, 0.95)
+    return {name: (100 * float(table[:, i].mean()), 100 * lo[i], 100 * hi[i]) for i, name in enumerate(METRICS)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("results", nargs="+", type=Path, help="results/ folders of finished table1 runs")
@@ -62,12 +75,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     for results in args.results:
-        train = Path(results, "dataset", "train_games.txt")
-        n_train = len(train.read_text().split("\n")) - 1 if train.is_file() else "?"
+        games = Path(results, "dataset", "games.tsv")
+        splits = [line.split("\t")[1] for line in games.read_text().splitlines()[1:]] if games.is_file() else []
+        n_train = splits.count("train") if splits else "?"
         for f in sorted(Path(results, "metrics").glob("*/*/*/spots@30.json")):
             method, encoder, variant = f.parts[-4:-1]
             rows = run_table(f, args.sizes, args.subsets, args.bootstrap, args.seed)
-            print(f"\n{results} {method} {encoder} {variant} ({n_train} train games): median half-width x100")
+            point = json.loads(f.read_text())["metrics"]
+            print(f"\n{results} {method} {encoder} {variant} ({n_train} train games; all test games: "
+                  f"C@30 {100 * point['CIDEr']:.1f}, M@30 {100 * point['METEOR']:.1f}): median half-width x100")
             print("| test games | test captions | draws | C@30 hw | C@30 hw*sqrt(k) | M@30 hw | M@30 hw*sqrt(k) |")
             print("|---:|---:|---:|---:|---:|---:|---:|")
             for r in rows:
@@ -78,6 +94,18 @@ def main() -> None:
             need = last["k"] * (last["C@30"] / args.target) ** 2
             print(f"C@30 half-width {args.target:g} extrapolated (1/sqrt(n) from k={last['k']}): "
                   f"~{math.ceil(need)} test games")
+        found = sorted(Path(results, "metrics").glob("*/*/default/spots@30.json"))
+        runs = {f.parts[-4]: json.loads(f.read_text()) for f in found}
+        if len(runs) > 1:
+            print(f"\n{results}: paired differences over all test games (x100, 95% interval)")
+            print("| a - b | C@30 | M@30 |")
+            print("|---|---:|---:|")
+            names = sorted(runs)
+            for i, a in enumerate(names):
+                for b in names[i + 1:]:
+                    d = paired_difference(runs[a], runs[b], args.bootstrap, args.seed)
+                    print(f"| {a} - {b} | " + " | ".join(f"{v:+.1f} [{lo:+.1f}, {hi:+.1f}]" for v, lo, hi in d.values())
+                          + " |")
 
 
 if __name__ == "__main__":

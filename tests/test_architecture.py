@@ -13,11 +13,6 @@ from star.provenance import _module_file, _star_imports
 
 REPO = Path(__file__).resolve().parents[1]
 MAX_LINES = 500
-# Modules other helpers are splitting this session (issue 13); the lead removes them at integration.
-LONG_ALLOWED = {
-    "star.world.simulate",     # h10world: split into squads, chains, script, builders
-    "star.world.render",       # h10world: split into camerawork, drawing, scenes
-}
 # What serves a trained model: it depends on models and data, never on training.
 INFERENCE = ("star.infer", "star.caption_video", "star.model_file", "star.checkpoint", "star.models",
              "star.data", "star.eval", "star.features", "star.positions", "star.viewer")
@@ -88,7 +83,7 @@ def test_no_import_cycles_between_packages():
 
 def test_modules_stay_small():
     long = {m: n for m, p in modules().items() if (n := len(p.read_text().splitlines())) > MAX_LINES}
-    assert set(long) <= LONG_ALLOWED, f"modules over {MAX_LINES} lines: {long}"
+    assert not long, f"modules over {MAX_LINES} lines: {long}"
 
 
 def test_the_workflow_imports_nothing_heavy_to_build_its_job_graph():

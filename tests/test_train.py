@@ -315,3 +315,15 @@ def test_variants_parse_and_map_to_spotters():
     assert method_config(cfg, "star", "teamball").sss_inputs == "xy_team_role_ball"
     rich = read_config('{"model": {"star": {"sss_inputs": "xy_team_role_ball"}}}')
     assert method_config(rich, "star", "default").sss_inputs == "xy_team_role_ball"
+
+
+def test_halves_of_another_rate_or_dimension_are_named(tmp_path):
+    """One check (star.data.cache.check_features) for every pairing: the odd half of a split is named with the
+    first half it disagrees with."""
+    store = write_store(tmp_path, splits=("train",))
+    game = read_manifest(store["manifest"])[0]
+    odd = write_cache(store["features"] / game.id / "2.h5", "features", {"features": np.zeros((120, 8), np.float32)},
+                      {"stage": "test"}, game=game.id, half=2, fps=2.0, dim=8, encoder="test")
+    with pytest.raises(InputError, match=r"2\.h5: 8-d features at 2 fps, but .*1\.h5 holds 16-d features at 1 fps"):
+        load_halves([game], [1, 2], store["features"], None, store["labels_root"], "Labels-caption.json")
+    assert odd.is_file()

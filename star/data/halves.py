@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from star.data.cache import BALL_ROLE, open_cache, require_ball
+from star.data.cache import BALL_ROLE, check_features, open_cache, require_ball
 from star.data.games import Game
 from star.data.soccernet import Annotation, load_labels
 from star.errors import InputError
@@ -63,12 +63,8 @@ def load_halves(games: Sequence[Game], halves: Sequence[int], features_dir: str 
                 raise InputError(f"{positions}: positions cache does not exist")
             length, fps, dim = feature_attrs(features)
             out.append(Half(game, h, features, positions, tuple(labels.half(h)), length, fps, dim))
-    if out:
-        first = out[0]
-        for half in out:
-            if (half.fps, half.dim) != (first.fps, first.dim):
-                raise InputError(f"{half.features}: {half.dim}-d features at {half.fps:g} fps, but "
-                                 f"{first.features} holds {first.dim}-d at {first.fps:g} fps")
+    for half in out[1:]:
+        check_features(half.features, half.fps, half.dim, (out[0].fps, out[0].dim), f"{out[0].features} holds")
     return out
 
 

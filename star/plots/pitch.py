@@ -66,8 +66,8 @@ def plot_pitch(positions: Path, truth_path: Path, out: Path, truth_fps: float = 
         ax.set_visible(False)
     for ax, k in zip(axes.flat, samples, strict=False):
         draw_pitch(ax)
-        people = np.asarray(truth.people.get(int(round(k * truth_fps / fps)), []), float).reshape(-1, 4)
-        for x, y, team, _ in people:
+        people = np.asarray(truth.people.get(int(round(k * truth_fps / fps)), []), float).reshape(-1, 5)
+        for x, y, team, *_ in people:  # x, y, team, role, jersey
             ax.plot(x, y, "o", mfc="none", mec=colour(team), ms=8, mew=1.2, zorder=2)
         slots = arrays["mask"][k]
         for (x, y), team in zip(arrays["xy"][k][slots], arrays["team"][k][slots], strict=True):

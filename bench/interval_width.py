@@ -11,7 +11,8 @@ averaged, 95% percentile interval), and prints the median half-width (x100) per 
 where the 1/sqrt(n) law holds. From the largest k it extrapolates the number of test games at which the C@30
 half-width reaches `--target` (k_target = k * (hw / target)^2). Then, for every pair of runs, the paired
 difference over all test games: both runs' per-half metrics averaged over the *same* resampled games, so the
-games' shared difficulty cancels (the tables' intervals are each run's own). No model is run: seconds of CPU.
+games' shared difficulty cancels (the tables' intervals are each run's own): methods at their default variant,
+and the variants of one method (Table 6's) with each other. No model is run: seconds of CPU.
 """
 
 from __future__ import annotations
@@ -94,8 +95,8 @@ def main() -> None:
             need = last["k"] * (last["C@30"] / args.target) ** 2
             print(f"C@30 half-width {args.target:g} extrapolated (1/sqrt(n) from k={last['k']}): "
                   f"~{math.ceil(need)} test games")
-        found = sorted(Path(results, "metrics").glob("*/*/default/spots@30.json"))
-        runs = {f.parts[-4]: json.loads(f.read_text()) for f in found}
+        found = sorted(Path(results, "metrics").glob("*/*/*/spots@30.json"))
+        runs = {f"{f.parts[-4]}/{f.parts[-2]}": json.loads(f.read_text()) for f in found}
         if len(runs) > 1:
             print(f"\n{results}: paired differences over all test games (x100, 95% interval)")
             print("| a - b | C@30 | M@30 |")
@@ -103,6 +104,9 @@ def main() -> None:
             names = sorted(runs)
             for i, a in enumerate(names):
                 for b in names[i + 1:]:
+                    (ma, va), (mb, vb) = a.split("/"), b.split("/")
+                    if ma != mb and not va == vb == "default":
+                        continue   # methods compared at their defaults, variants within a method
                     d = paired_difference(runs[a], runs[b], args.bootstrap, args.seed)
                     print(f"| {a} - {b} | " + " | ".join(f"{v:+.1f} [{lo:+.1f}, {hi:+.1f}]" for v, lo, hi in d.values())
                           + " |")

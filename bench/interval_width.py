@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from star.eval.dvc import bootstrap_ci, bootstrap_means, percentile_interval
+from star.eval.bootstrap import bootstrap_means, percentile_interval
+from star.eval.dvc import bootstrap_ci
 
 METRICS = {"C@30": "CIDEr", "M@30": "METEOR"}
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import time
 
 import numpy as np
@@ -23,13 +22,13 @@ import torch
 from star import registry
 from star.device import pick_device
 from star.errors import InputError
-from star.model_file import build_model, save_model
+from star.model_file import build_model
 from star.models.dense import ClipEvents, DenseBatch, clip_starts
-from star.provenance import record, write_text_atomic
 from star.train.common import (caption_tokenizer, feature_statistics, fingerprint, method_config, read_config,
                                source_stamps, train_valid_halves)
 from star.data.halves import CacheReader, Half, Inputs
 from star.train.loop import fit, seed_everything, setup_distributed
+from star.train.stage import save_trained
 
 
 class ClipDataset(torch.utils.data.Dataset):
@@ -144,19 +143,9 @@ def train_dense(args: argparse.Namespace, code: str) -> int:
                 log_path=args.log or args.out.with_name("train_log.csv"))
     if not dist.main:
         return 0
-    provenance = record("captioning-train", used, code, sources=[], method=args.method, variant=args.variant,
-                        inputs=[str(h.features) for h in train + valid])
-    save_model(args.out, model, stage="captioning", method=args.method, variant=args.variant,
-               preset=cfg["model"]["preset"], model_cfg=model_cfg, feature_dim=dim, fps=fps,
-               encoder=str(args.features.name), norm=None if inputs.mean is None else (inputs.mean, inputs.std),
-               tokenizer=tokenizer, provenance=provenance, training=curve)
-    checkpoint.unlink(missing_ok=True)
-    report = {**provenance, "clip": clip, "stride": stride, "train_samples": len(train_set),
-              "valid_samples": len(valid_set), "parameters": sum(p.numel() for p in model.parameters()),
-              "device": str(device), "threads": args.threads, "processes": dist.world, **curve,
-              "time_s": round(time.perf_counter() - started, 1)}
-    if args.report:
-        write_text_atomic(args.report, json.dumps(report, indent=1) + "\n")
-    print(f"star captioning-train {args.method}: {curve['steps']} steps, best valid loss "
-          f"{curve['best_valid_loss']:.3f} at step {curve['best_step']}, {report['time_s']:.0f} s -> {args.out}")
-    return 0
+    return save_trained(args, model, stage="captioning", label=f"captioning-train {args.method}", used=used,
+                        code=code, sources=[h.features for h in train + valid], model_cfg=model_cfg, halves=train,
+                        inputs=inputs, tokenizer=tokenizer, curve=curve, checkpoint=checkpoint, started=started,
+                        device=device, dist=dist, extra={"clip": clip, "stride": stride,
+                                                         "train_samples": len(train_set),
+                                                         "valid_samples": len(valid_set)})

@@ -86,19 +86,30 @@ def train_stage(args: argparse.Namespace, stage: str) -> int:
     if not dist.main:
         return 0
     sources = [h.features for h in train + valid] + [h.positions for h in train + valid if h.positions]
-    provenance = record(f"{stage}-train", used, code, sources=[], method=args.method, variant=args.variant,
+    return save_trained(args, model, stage=stage, label=f"{stage}-train {args.method} {args.variant}", used=used,
+                        code=code, sources=sources, model_cfg=model_cfg, halves=train, inputs=inputs,
+                        tokenizer=tokenizer, curve=curve, checkpoint=checkpoint, started=started, device=device,
+                        dist=dist, extra={"window": inputs.window, "train_samples": len(train_set),
+                                          "valid_samples": len(valid_set)}, classes=classes)
+
+
+def save_trained(args: argparse.Namespace, model: torch.nn.Module, *, stage: str, label: str, used: dict,
+                 code: str, sources: list, model_cfg, halves: list, inputs, tokenizer, curve: dict, checkpoint,
+                 started: float, device, dist, extra: dict, classes: int | None = None) -> int:
+    """After training (rank 0): the trained-model file with its provenance, the resumable checkpoint removed, the
+    JSON report (`extra` first), one summary line. Shared by the two-stage and the dense train commands."""
+    provenance = record(label.split()[0], used, code, sources=[], method=args.method, variant=args.variant,
                         inputs=[str(p) for p in sources])
     save_model(args.out, model, stage=stage, method=args.method, variant=args.variant,
-               preset=cfg["model"]["preset"], model_cfg=model_cfg, feature_dim=dim, fps=fps,
+               preset=used["model"]["preset"], model_cfg=model_cfg, feature_dim=halves[0].dim, fps=halves[0].fps,
                encoder=str(args.features.name), norm=None if inputs.mean is None else (inputs.mean, inputs.std),
                tokenizer=tokenizer, provenance=provenance, training=curve, classes=classes)
     checkpoint.unlink(missing_ok=True)
-    report = {**provenance, "window": inputs.window, "train_samples": len(train_set),
-              "valid_samples": len(valid_set), "parameters": sum(p.numel() for p in model.parameters()),
+    report = {**provenance, **extra, "parameters": sum(p.numel() for p in model.parameters()),
               "device": str(device), "threads": args.threads, "processes": dist.world, **curve,
               "time_s": round(time.perf_counter() - started, 1)}
     if args.report:
         write_text_atomic(args.report, json.dumps(report, indent=1) + "\n")
-    print(f"star {stage}-train {args.method} {args.variant}: {curve['steps']} steps, best valid loss "
-          f"{curve['best_valid_loss']:.3f} at step {curve['best_step']}, {report['time_s']:.0f} s -> {args.out}")
+    print(f"star {label}: {curve['steps']} steps, best valid loss {curve['best_valid_loss']:.3f} at step "
+          f"{curve['best_step']}, {report['time_s']:.0f} s -> {args.out}")
     return 0

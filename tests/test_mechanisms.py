@@ -11,11 +11,10 @@ loop (star.train.loop.fit) on synthetic tensors, and measures agreement on held-
   xy_team_role_ball`) must learn it; with positions alone (`xy`, the paper's SSS) it stays at chance, and so it
   does with the positions cut at test time.
 - recall: the answer ("goal" or "card") is a marker in one global frame far outside the local window. STaR's
-  spotter (global context -> latents -> head) must learn it; without global features, or with them masked at test
-  time, it stays at chance. STaR's captioner reads the far event through its latents (and loses it when the
-  global features are masked) once its context capturer has learned where to look (initialised from that
-  spotter's); from the captioning loss alone it does not learn to look (see
-  test_captioner_reads_long_range_context_known_gap and docs/testbed.md).
+  spotter (global context -> latents -> head) and STaR's captioner trained from scratch (global context ->
+  latents -> GPT-2 prefix and adapter) must learn it; without global features, or with them masked at test time,
+  they stay at chance. (The captioner learns it since its random GPT-2 gets fan-in weights: with GPT-2's fixed
+  0.02 at this width it stayed at chance, docs/testbed.md.)
 
 Chance is 0.5: held-out agreement within [0.3, 0.7] (200 samples: +-0.07 is two standard errors).
 """
@@ -40,6 +39,7 @@ CAPTIONS = {"side": ("[TEAM] attack down the left.", "[TEAM] attack down the rig
 WORDS = {"side": ("left", "right"), "recall": ("goal", "card")}
 CHANCE = (0.3, 0.7)
 SIDE_STEPS, RECALL_STEPS, CAPTIONER_RECALL_STEPS, ATTACK_STEPS = 300, 120, 400, 300   # side, attack: the default
+SCRATCH_RECALL_STEPS = 800   # the from-scratch captioner: 3 of 3 seeds learn the far event by 800 (2 of 3 by 400)
 
 
 def config(**overrides) -> STaRConfig:
@@ -245,13 +245,23 @@ def test_captioner_says_a_far_event_its_latents_hold_and_loses_it_when_the_globa
     assert CHANCE[0] <= caption_agreement(model, held_out, cut="global") <= CHANCE[1]
 
 
-@pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="known gap: trained from scratch, STaR's captioner does not learn to find an "
-                                       "event far outside the window (its latents' read path works: the test above; "
-                                       "docs/testbed.md)")
-def test_captioner_reads_long_range_context_known_gap(tmp_path):
+@pytest.fixture(scope="module")
+def scratch_recall_captioners(tmp_path_factory):
+    """STaR captioners trained from scratch on the recall task, with and without global features."""
     torch.set_num_threads(1)
-    seed_everything(0)
-    model = build_captioner("star", config(use_positions=False), D, TOKENIZER)
-    train(model, captioning_loss, "recall", CAPTIONER_RECALL_STEPS, 3e-3, tmp_path)
-    assert caption_agreement(model, Samples("recall", task("recall", 200, 2), TOKENIZER)) >= 0.9
+    found = {}
+    for use_global in (True, False):
+        seed_everything(0)
+        model = build_captioner("star", config(use_global=use_global, use_positions=False), D, TOKENIZER)
+        train(model, captioning_loss, "recall", SCRATCH_RECALL_STEPS, 3e-3, tmp_path_factory.mktemp("scratch"))
+        found[use_global] = model
+    return found, Samples("recall", task("recall", 200, 2), TOKENIZER)
+
+
+def test_captioner_learns_a_far_event_from_the_captioning_loss_alone(scratch_recall_captioners):
+    """The whole long-range path learned end to end from captions: the context capturer must learn where to look
+    with no spotter to start from, and the decoder to say what the latents hold."""
+    models, held_out = scratch_recall_captioners
+    assert caption_agreement(models[True], held_out) >= 0.9
+    assert CHANCE[0] <= caption_agreement(models[True], held_out, cut="global") <= CHANCE[1]
+    assert CHANCE[0] <= caption_agreement(models[False], held_out) <= CHANCE[1]

@@ -108,7 +108,8 @@ def test_caption_writes_official_predictions_subtitles_and_a_timeline(captioned)
     assert [c[0] for c in cues] == list(range(1, len(comments) + 1))
     starts = [c[1] for c in cues]
     assert starts == sorted(starts) and all(start < end for _, start, end, _ in cues)
-    assert sorted(c[3] for c in cues) == sorted(" ".join(t.split()) for t in comments)
+    # an empty caption (a barely trained model may say nothing) is shown as "..." (a blank line would end the cue)
+    assert sorted(c[3] for c in cues) == sorted(" ".join(t.split()) or "..." for t in comments)
 
     page = (captioned / "1_224p.html").read_text(encoding="utf-8")
     assert '<video controls preload="metadata" src="1_224p.mkv">' in page

@@ -36,10 +36,11 @@ from star.train.loop import captioning_loss, fit, seed_everything, spotting_loss
 D, T, G, P = 16, 6, 48, 8   # feature width, local window, global frames, players per frame
 CAPTIONS = {"side": ("[TEAM] attack down the left.", "[TEAM] attack down the right."),
             "recall": ("[TEAM] respond to the goal.", "[TEAM] respond to the card.")}  # spotting: classes 1, 2
-WORDS = {"side": ("left", "right"), "recall": ("goal", "card")}
+WORDS = {"side": ("left", "right"), "attack": ("left", "right"), "recall": ("goal", "card")}
 CHANCE = (0.3, 0.7)
 SIDE_STEPS, RECALL_STEPS, CAPTIONER_RECALL_STEPS, ATTACK_STEPS = 300, 120, 400, 300   # side, attack: the default
 SCRATCH_RECALL_STEPS = 800   # the from-scratch captioner: 3 of 3 seeds learn the far event by 800 (2 of 3 by 400)
+CAPTIONER_ATTACK_STEPS = 1500   # the captioner learns the attack side through the SSS by 1500 (0.55 at 800)
 
 
 def config(**overrides) -> STaRConfig:
@@ -129,6 +130,7 @@ class Samples:
 
 
 TOKENIZER = train_bpe([c for pair in CAPTIONS.values() for c in pair] * 10, vocab_size=300)
+CAPTIONS["attack"] = CAPTIONS["side"]   # the attack task says the same words (after the tokenizer: unchanged)
 
 
 def train(model, loss_fn, kind: str, steps: int, lr: float, tmp_path, attributes: bool = False) -> None:
@@ -265,3 +267,16 @@ def test_captioner_learns_a_far_event_from_the_captioning_loss_alone(scratch_rec
     assert caption_agreement(models[True], held_out) >= 0.9
     assert CHANCE[0] <= caption_agreement(models[True], held_out, cut="global") <= CHANCE[1]
     assert CHANCE[0] <= caption_agreement(models[False], held_out) <= CHANCE[1]
+
+
+@pytest.mark.slow
+def test_captioner_says_the_side_relative_to_the_attack(tmp_path):
+    """The attack task through the captioner (SSS inputs xy_team_role_ball): slower than the spotter, see
+    docs/testbed.md."""
+    torch.set_num_threads(1)
+    seed_everything(0)
+    model = build_captioner("star", config(sss_inputs="xy_team_role_ball", use_global=False), D, TOKENIZER)
+    train(model, captioning_loss, "attack", CAPTIONER_ATTACK_STEPS, 3e-3, tmp_path, attributes=True)
+    held_out = Samples("attack", task("attack", 200, 2), TOKENIZER, attributes=True)
+    assert caption_agreement(model, held_out) >= 0.9
+    assert CHANCE[0] <= caption_agreement(model, held_out, cut="positions") <= CHANCE[1]

@@ -34,9 +34,9 @@ STAGE_COMMANDS = {
     "positions-localize": ("star.positions.localize", "calibrated player positions of one half (HDF5)"),
     "positions-evaluate": ("star.positions.evaluate", "score positions against Game State ground truth"),
     "spotting-train": ("star.train.spotting", "train a method's spotter (background + caption labels per window)"),
-    "spotting-infer": ("star.infer.spots", "spots of one half: sliding window + non-maximum suppression"),
+    "spotting-infer": ("star.infer.spots", "spots of each half: sliding window + non-maximum suppression"),
     "captioning-train": ("star.train.captioning", "train a method's captioner on the train split's annotations"),
-    "captioning-infer": ("star.infer.captions", "captions of one game at its spots (official predictions JSON)"),
+    "captioning-infer": ("star.infer.captions", "captions of each game at its spots (official predictions JSON)"),
     "plot": ("star.plots", "the report's figures: training curves, spotting confidence, pitch, probe"),
     "diagnostics": ("star.eval.diagnostics", "side, zone and long-range agreement, diversity, spotting confusion"),
 }

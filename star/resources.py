@@ -68,9 +68,12 @@ def mem_mb(rule: str, config: Mapping, inputs: Mapping[str, object], attempt: in
     if rule in ("spotting_infer", "captioning_infer"):
         section = config["spotting" if rule == "spotting_infer" else "captioning"]
         batch = section["infer_batch_size"]
-        # each half once (the store: float32 plus the raw read being standardised), a batch of windows (the
+        # a job runs over the test split but holds one half (spotting) or one game's halves (captioning) at a
+        # time: each once (the store: float32 plus the raw read being standardised), a batch of windows (the
         # windows, their stack and the projections' input), the model (loaded and its file's bytes)
-        need = TORCH_MB + 2 * model_mb + 2 * sum(half_mb) + 3 * batch * window * row_mb
+        held = 1 if rule == "spotting_infer" else len(config["dataset"]["halves"])
+        need = (TORCH_MB + 2 * model_mb + 2 * held * max(half_mb, default=SOCCERNET_HALF_MB)
+                + 3 * batch * window * row_mb)
         if rule == "captioning_infer":
             need += PRESET_MODEL_MB[preset] / 4 * section["beam_size"] / 4  # the decoder's beams and caches
     elif rule in ("spotting_train", "captioning_train"):

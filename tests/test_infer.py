@@ -107,6 +107,53 @@ def test_ground_truth_anchors_give_one_caption_per_annotation(trained, tmp_path)
     assert len(predictions[1]) == len(EVENTS)
 
 
+def test_one_call_over_several_halves_and_games_writes_what_one_call_each_writes(trained, tmp_path):
+    """The workflow's inference jobs run a model over the whole test split in one process: the files must be those
+    of one call per half (spotting) or per game (captioning), byte for byte."""
+    games = trained["games"][1:3]
+    halves = [str(trained["features"] / g.id / f"{h}.h5") for g in games for h in (1, 2)]
+    together = [tmp_path / "split" / f"{i}.json" for i in range(len(halves))]
+    assert main(["spotting-infer", "--model", str(trained["spotter"]), "--config", trained["cfg"],
+                 "--features", *halves, "--out", *map(str, together)]) == 0
+    for features, path in zip(halves, together, strict=True):
+        alone = tmp_path / "alone.json"
+        assert main(["spotting-infer", "--model", str(trained["spotter"]), "--config", trained["cfg"],
+                     "--features", features, "--out", str(alone)]) == 0
+        assert path.read_bytes() == alone.read_bytes()
+    labels = [str(trained["labels_root"] / g.path / "Labels-caption.json") for g in games]
+    outs = [tmp_path / "gt" / g.path / "results_dense_captioning.json" for g in games]
+    assert main(["captioning-infer", "--model", str(trained["captioner"]), "--config", trained["cfg"],
+                 "--game-path", *(g.path for g in games), "--features", *halves, "--labels", *labels,
+                 "--out", *map(str, outs)]) == 0
+    for i, (game, out) in enumerate(zip(games, outs, strict=True)):
+        alone = tmp_path / "alone" / game.path / "results_dense_captioning.json"
+        assert main(["captioning-infer", "--model", str(trained["captioner"]), "--config", trained["cfg"],
+                     "--game-path", game.path, "--features", *halves[2 * i:2 * i + 2], "--labels", labels[i],
+                     "--out", str(alone)]) == 0
+        assert out.read_bytes() == alone.read_bytes()
+
+
+def test_lists_that_do_not_fit_are_refused_before_any_work(trained, tmp_path, capsys):
+    game = trained["games"][2]
+    halves = [str(trained["features"] / game.id / f"{h}.h5") for h in (1, 2)]
+    assert main(["spotting-infer", "--model", str(trained["spotter"]), "--features", *halves,
+                 "--out", str(tmp_path / "1.json")]) == 1
+    assert "--features names 2 halves but --out 1" in capsys.readouterr().err
+    assert main(["spotting-infer", "--model", str(trained["spotter"]), "--features", halves[0],
+                 str(tmp_path / "missing.h5"), "--out", str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 1
+    assert "missing.h5" in capsys.readouterr().err
+    assert main(["captioning-infer", "--model", str(trained["captioner"]), "--game-path", game.path, "other",
+                 "--features", *halves, "--labels", "x.json", "--out", str(tmp_path / "p.json")]) == 1
+    assert "--game-path names 2 games but --out 1" in capsys.readouterr().err
+    assert main(["captioning-infer", "--model", str(trained["captioner"]), "--game-path", game.path, "b", "c",
+                 "--features", *halves, "--labels", "x.json", "--out", str(tmp_path / "p.json")]) == 1
+    assert "--features names 2 halves for 3 games" in capsys.readouterr().err
+    assert main(["captioning-infer", "--model", str(trained["captioner"]), "--game-path", game.path,
+                 "--features", *halves, "--labels", "x.json", "y.json", "--out", str(tmp_path / "p.json")]) == 1
+    assert "--game-path names 1 games but --labels 2" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.json"))  # nothing written
+
+
 def test_features_the_model_was_not_trained_on_are_refused(trained, tmp_path, capsys):
     from star.data.cache import write_cache
 

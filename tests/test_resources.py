@@ -30,6 +30,18 @@ def test_spotting_inference_memory_grows_with_the_half_not_with_the_half_times_t
     assert abs(resources.mem_mb("spotting_infer", cfg, {"features": half}, attempt=2) - 2 * need) <= 1
 
 
+def test_inference_over_a_split_holds_one_half_or_one_game_at_a_time(tmp_path):
+    cfg = star_config.section("", None)
+    halves = [soccernet_half(tmp_path / f"{i}.h5") for i in range(40)]
+    for rule in ("spotting_infer", "captioning_infer"):
+        one = resources.mem_mb(rule, cfg, {"model": [], "features": halves[:2]})
+        assert resources.mem_mb(rule, cfg, {"model": [], "features": halves}) == one  # 20 games, one job
+    one_half_games = star_config.section("", '{"dataset": {"halves": [1]}}')
+    added = (resources.mem_mb("captioning_infer", cfg, {"features": halves})
+             - resources.mem_mb("captioning_infer", one_half_games, {"features": halves}))
+    assert 2 * 80 < added < 2 * 100  # a game's second half: read and standardised (2 x 88 MiB)
+
+
 def test_training_memory_follows_cache_mb_workers_and_half_grouping(tmp_path):
     halves = [soccernet_half(tmp_path / f"{i}.h5") for i in range(10)]
     inputs = {"manifest": [], "features": halves}

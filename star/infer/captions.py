@@ -1,11 +1,15 @@
-"""`star captioning-infer`: captions of one game at its spots (or at its ground-truth annotations), written as the
-official `results_dense_captioning.json`.
+"""`star captioning-infer`: captions of each game given at its spots (or at its ground-truth annotations), written
+as the official `results_dense_captioning.json` of each.
 
     star captioning-infer --model results/captioning/star/pptimesformer/default/model.safetensors \\
-        --game-path "<league>/<season>/<game>" --features F1.h5 F2.h5 [--positions P1.h5 P2.h5] \\
-        --spots S1.json S2.json --out .../predictions/<game path>/results_dense_captioning.json [--config CFG]
+        --game-path "<league>/<season>/<game>" ... --features F1.h5 F2.h5 ... [--positions P1.h5 P2.h5 ...] \\
+        --spots S1.json S2.json ... --out .../<game path>/results_dense_captioning.json ... [--config CFG]
 
-    ... --labels <root>/<game path>/Labels-caption.json     instead of --spots: ground-truth anchors (Table 4)
+    ... --labels <root>/<game path>/Labels-caption.json ...   instead of --spots: ground-truth anchors (Table 4)
+
+One --game-path, --out (and --labels) per game; features, positions and spots per half, game by game, every game
+with the same number of halves. The model is loaded once for all games (the workflow runs one job per model and
+anchors over the test split) and each game's file is written as soon as it is captioned.
 
 A model of an end-to-end ("dense") method (PDVC, Vid2Seq) reads neither: it finds the events itself
 (star.infer.dense), and ground-truth anchors are not offered for it.
@@ -47,30 +51,41 @@ def read_spots(path: Path) -> list[dict]:
     return data["spots"]
 
 
-def game_halves(args: argparse.Namespace) -> list[Half]:
-    positions = args.positions or [None] * len(args.features)
-    if len(positions) != len(args.features):
-        raise InputError(f"--features and --positions name {len(args.features)} and {len(positions)} halves")
+def check_counts(args: argparse.Namespace) -> int:
+    """Halves per game, after checking that every per-game and per-half list fits --game-path and --features."""
+    games, halves = len(args.game_path), len(args.features)
+    if halves % games:
+        raise InputError(f"--features names {halves} halves for {games} games (every game the same number)")
+    per_half = {"--positions": args.positions, "--spots": args.spots}
+    per_game = {"--out": args.out, "--labels": args.labels}
+    for flag, given in per_half.items():
+        if given and len(given) != halves:
+            raise InputError(f"--features names {halves} halves but {flag} {len(given)}")
+    for flag, given in per_game.items():
+        if given and len(given) != games:
+            raise InputError(f"--game-path names {games} games but {flag} {len(given)}")
+    return halves // games
+
+
+def game_halves(game_path: str, features: list[Path], positions: list[Path | None]) -> list[Half]:
     halves = []
-    for features, pos in zip(args.features, positions, strict=True):
-        length, fps, dim = feature_attrs(features)
-        halves.append(Half(Game("", args.game_path, ""), int(cache_attrs(features)["half"]), features, pos, (),
-                           length, fps, dim))
+    for path, pos in zip(features, positions, strict=True):
+        length, fps, dim = feature_attrs(path)
+        halves.append(Half(Game("", game_path, ""), int(cache_attrs(path)["half"]), path, pos, (), length, fps, dim))
     return halves
 
 
-def anchors(args: argparse.Namespace, halves: list[Half]) -> list[dict]:
-    """Every anchor to caption: {"index" (of its half), "half", "seconds", "label", "confidence"}."""
+def anchors(halves: list[Half], labels: Path | None = None, spots: list[Path] | None = None) -> list[dict]:
+    """Every anchor of a game to caption, from its labels file or its halves' spots files: {"index" (of its half),
+    "half", "seconds", "label", "confidence"}."""
     out = []
-    if args.labels:
-        labels = load_labels(args.labels)
+    if labels:
+        annotations = load_labels(labels)
         for i, half in enumerate(halves):
             out += [{"index": i, "half": half.half, "seconds": a.seconds, "label": a.label, "confidence": 1.0}
-                    for a in labels.half(half.half)]
+                    for a in annotations.half(half.half)]
         return out
-    if len(args.spots) != len(halves):
-        raise InputError(f"--features and --spots name {len(halves)} and {len(args.spots)} halves")
-    for i, (half, path) in enumerate(zip(halves, args.spots, strict=True)):
+    for i, (half, path) in enumerate(zip(halves, spots, strict=True)):
         out += [{"index": i, "half": half.half, "seconds": int(s["seconds"]), "label": s["label"],
                  "confidence": float(s["confidence"])} for s in read_spots(path)]
     return out
@@ -99,38 +114,49 @@ def caption_anchors(model, content: dict, halves: list[Half], wanted: list[dict]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, required=True, help="captioner written by `star captioning-train`")
-    parser.add_argument("--game-path", required=True, help="the game's path in the SoccerNet tree (UrlLocal)")
-    parser.add_argument("--features", type=Path, nargs="+", required=True, help="features cache of each half")
+    parser.add_argument("--game-path", nargs="+", required=True,
+                        help="each game's path in the SoccerNet tree (UrlLocal)")
+    parser.add_argument("--features", type=Path, nargs="+", required=True,
+                        help="features cache of each half, game by game")
     parser.add_argument("--positions", type=Path, nargs="*", help="positions cache of each half, same order")
     anchors_from = parser.add_mutually_exclusive_group()  # one of them for a two-stage method, none for a dense one
     anchors_from.add_argument("--spots", type=Path, nargs="+", help="spots JSON of each half, same order")
-    anchors_from.add_argument("--labels", type=Path, help="Labels-caption.json: caption the ground-truth anchors")
-    parser.add_argument("--out", type=Path, required=True, help="results_dense_captioning.json to write")
+    anchors_from.add_argument("--labels", type=Path, nargs="+",
+                              help="each game's Labels-caption.json: caption the ground-truth anchors")
+    parser.add_argument("--out", type=Path, nargs="+", required=True,
+                        help="results_dense_captioning.json to write, one per game")
     parser.add_argument("--config", help="configuration: inline JSON or a YAML file (captioning and model sections)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
 
 
 def run(args: argparse.Namespace) -> int:
+    per_game = check_counts(args)
+    positions = args.positions or [None] * len(args.features)
+    games = [game_halves(path, args.features[i * per_game:(i + 1) * per_game],
+                         positions[i * per_game:(i + 1) * per_game]) for i, path in enumerate(args.game_path)]
     torch.set_num_threads(args.threads)
     cfg = star_config.section("", args.config)
     section = cfg["captioning"]
     device = pick_device(cfg["model"]["device"])
     model, content = load_model(args.model, "captioning", device)
-    halves = game_halves(args)
-    if registry.method(content["method"]).kind == "dense":
-        if args.spots or args.labels:
-            raise InputError(f"{args.model}: {content['method']} finds its own events; it takes no --spots or "
-                             "--labels (ground-truth anchors are for two-stage methods)")
-        predictions = dense_predictions(model, content, [(h.half, h.features) for h in halves],
-                                        section["max_tokens"], device, cfg["dataset"]["source"])
-    else:
-        if not (args.spots or args.labels):
-            raise InputError(f"{args.model}: a {content['method']} captioner needs --spots or --labels")
-        predictions = caption_anchors(model, content, halves, anchors(args, halves), section, device)
-    write_predictions(args.out, args.game_path, predictions)
-    print(f"star captioning-infer: {len(predictions)} captions -> {args.out}")
-    if getattr(model, "parsing", None):  # Vid2Seq parses what it generates: events, dropped, fallbacks
-        print("star captioning-infer: " + ", ".join(f"{k} {v}" for k, v in model.parsing.items()))
-    if predictions:
-        print(json.dumps(predictions[0]))
+    dense = registry.method(content["method"]).kind == "dense"
+    if dense and (args.spots or args.labels):
+        raise InputError(f"{args.model}: {content['method']} finds its own events; it takes no --spots or "
+                         "--labels (ground-truth anchors are for two-stage methods)")
+    if not dense and not (args.spots or args.labels):
+        raise InputError(f"{args.model}: a {content['method']} captioner needs --spots or --labels")
+    for i, (game_path, halves, out) in enumerate(zip(args.game_path, games, args.out, strict=True)):
+        if dense:
+            predictions = dense_predictions(model, content, [(h.half, h.features) for h in halves],
+                                            section["max_tokens"], device, cfg["dataset"]["source"])
+        else:
+            wanted = anchors(halves, args.labels[i] if args.labels else None,
+                             args.spots[i * per_game:(i + 1) * per_game] if args.spots else None)
+            predictions = caption_anchors(model, content, halves, wanted, section, device)
+        write_predictions(out, game_path, predictions)
+        print(f"star captioning-infer: {len(predictions)} captions -> {out}")
+        if getattr(model, "parsing", None):  # Vid2Seq parses what it generates: events, dropped, fallbacks
+            print("star captioning-infer: " + ", ".join(f"{k} {v}" for k, v in model.parsing.items()))
+        if predictions:
+            print(json.dumps(predictions[0]))
     return 0

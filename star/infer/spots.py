@@ -1,8 +1,13 @@
-"""`star spotting-infer`: the spots of one half, by a sliding window and each method's spot selection.
+"""`star spotting-infer`: the spots of each half given, by a sliding window and each method's spot selection.
 
     star spotting-infer --model results/spotting/star/pptimesformer/default/model.safetensors \\
-        --features results/features/pptimesformer/<game>/1.h5 [--positions results/positions/classical/<game>/1.h5] \\
-        --out results/spotting/star/pptimesformer/default/spots/<game>/1.json [--config CFG]
+        --features results/features/pptimesformer/<game>/1.h5 ... \\
+        [--positions results/positions/classical/<game>/1.h5 ...] \\
+        --out results/spotting/star/pptimesformer/default/spots/<game>/1.json ... [--config CFG]
+
+Features, positions and outputs name halves in the same order; the model is loaded once for all of them (the
+workflow runs one job per model over the test split: a process and a model load per half cost more than a tiny
+model's half), and each half's file is written as soon as it is scored.
 
 The spotter scores the window centred on every whole second of the half (stride 1 s): a softmax over background +
 the 13 caption labels. `select_spots` then turns these per-second probabilities into spots by one of three rules
@@ -37,6 +42,7 @@ from star.data.halves import CacheReader, Half, feature_attrs
 from star.data.games import Game
 from star.data.soccernet import CAPTION_LABELS
 from star.device import pick_device
+from star.errors import InputError
 from star.model_file import inputs_of, load_model
 from star.provenance import method_code, record, write_text_atomic
 
@@ -158,27 +164,34 @@ def spot_half(model: torch.nn.Module, content: dict, features: Path, positions: 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, required=True, help="spotter written by `star spotting-train`")
-    parser.add_argument("--features", type=Path, required=True, help="features cache of the half")
-    parser.add_argument("--positions", type=Path, help="positions cache of the half (if the spotter reads them)")
-    parser.add_argument("--out", type=Path, required=True, help="spots JSON to write")
+    parser.add_argument("--features", type=Path, nargs="+", required=True, help="features cache of each half")
+    parser.add_argument("--positions", type=Path, nargs="+",
+                        help="positions cache of each half, same order (if the spotter reads them)")
+    parser.add_argument("--out", type=Path, nargs="+", required=True, help="spots JSON to write, one per half")
     parser.add_argument("--config", help="configuration: inline JSON or a YAML file (spotting and model sections)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
 
 
 def run(args: argparse.Namespace) -> int:
+    positions = args.positions or [None] * len(args.features)
+    for flag, given in (("--positions", positions), ("--out", args.out)):
+        if len(given) != len(args.features):
+            raise InputError(f"--features names {len(args.features)} halves but {flag} {len(given)}")
+    for features in args.features:  # every input checked before the first half is scored
+        feature_attrs(features)
     torch.set_num_threads(args.threads)
     cfg = star_config.section("", args.config)
     section = cfg["spotting"]
     device = pick_device(cfg["model"]["device"])
     model, content = load_model(args.model, "spotting", device)
-    spots, confidence, label = spot_half(model, content, args.features, args.positions, section, device,
-                                         cfg["model"])
     used = {"spotting": section, "model": cfg["model"]}
-    out = {**record("spotting-infer", used, method_code(content["method"], __name__), sources=[args.model],
-                    method=content["method"], variant=content["variant"], features=str(args.features),
-                    selection=selection_rule(section, content["method"])),
-           "spots": spots, "confidence": [round(float(c), 6) for c in confidence],
-           "label": [CAPTION_LABELS[i] for i in label]}
-    write_text_atomic(args.out, json.dumps(out) + "\n")
-    print(f"star spotting-infer: {len(spots)} spots over {len(confidence)} s -> {args.out}")
+    for features, pos, path in zip(args.features, positions, args.out, strict=True):
+        spots, confidence, label = spot_half(model, content, features, pos, section, device, cfg["model"])
+        out = {**record("spotting-infer", used, method_code(content["method"], __name__), sources=[args.model],
+                        method=content["method"], variant=content["variant"], features=str(features),
+                        selection=selection_rule(section, content["method"])),
+               "spots": spots, "confidence": [round(float(c), 6) for c in confidence],
+               "label": [CAPTION_LABELS[i] for i in label]}
+        write_text_atomic(path, json.dumps(out) + "\n")
+        print(f"star spotting-infer: {len(spots)} spots over {len(confidence)} s -> {path}")
     return 0

@@ -1,6 +1,7 @@
 # Caption generation per method x encoder x variant: training on the train split's annotations, then captions of
 # every test game at its spots (`spots`) or at its ground-truth annotations (`gt`, Table 4), written in the
-# official format under results/captioning/<method>/<encoder>/<variant>/<anchors>/<game path>/.
+# official format under results/captioning/<method>/<encoder>/<variant>/<anchors>/<game path>/ (one job per model
+# and anchors: the model is loaded once for the split).
 
 
 rule captioning_train:
@@ -34,14 +35,13 @@ rule captioning_infer:
     input:
         unpack(captioning_infer_inputs),
     output:
-        predictions=f"{CAPTIONING_DIR}/{{anchors}}/{{gamepath}}/{PREDICTIONS}",
+        predictions=test_predictions(f"{CAPTIONING_DIR}/{{anchors}}"),
     log:
-        "results/logs/captioning_infer/{method}_{encoder}_{variant}_{anchors}/{gamepath}.log",
+        "results/logs/captioning_infer/{method}_{encoder}_{variant}_{anchors}.log",
     benchmark:
-        "results/benchmarks/captioning_infer/{method}_{encoder}_{variant}_{anchors}/{gamepath}.tsv"
+        "results/benchmarks/captioning_infer/{method}_{encoder}_{variant}_{anchors}.tsv"
     wildcard_constraints:
         anchors="spots|gt",
-        gamepath="|".join(re.escape(g.path) for g in GAMES.values()),
     conda:
         env("torch")
     threads: 1
@@ -59,5 +59,5 @@ rule captioning_infer:
             w.method, "star.infer.captions", *registry.tokenizer_modules()
         ),
     shell:
-        "star captioning-infer --model {input.model:q} --game-path {wildcards.gamepath:q} {params.args}"
+        "star captioning-infer --model {input.model:q} {params.args}"
         " --out {output.predictions:q} --threads {threads} --config {params.cfg:q} > {log:q} 2>&1"

@@ -334,25 +334,27 @@ def train_args(w, input):
 
 
 def spotting_infer_inputs(w):
+    """The spotter and every test half's caches, in the order of spotting_infer's outputs."""
     files = {
         "model": f"results/spotting/{w.method}/{w.encoder}/{w.variant}/model.safetensors",
-        "features": f"results/features/{w.encoder}/{w.game}/{w.half}.h5",
+        "features": halves_of(
+            "test", f"results/features/{w.encoder}/{{game}}/{{half}}.h5"
+        ),
     }
     if uses_positions(w.method, w.variant):
-        files["positions"] = f"results/positions/{BACKEND}/{w.game}/{w.half}.h5"
+        files["positions"] = halves_of(
+            "test", f"results/positions/{BACKEND}/{{game}}/{{half}}.h5"
+        )
     return files
 
 
 def spotting_infer_args(w, input):
-    return (
-        f"--positions {shlex.quote(input.positions)}"
-        if "positions" in input.keys()
-        else ""
-    )
+    if "positions" not in input.keys():
+        return ""
+    return "--positions " + " ".join(shlex.quote(p) for p in input.positions)
 
 
 # --- Captioning ----------------------------------------------------------------------------------------------------
-GAME_IDS = {g.path: g.id for g in GAMES.values()}
 PREDICTIONS = "results_dense_captioning.json"
 
 
@@ -365,39 +367,50 @@ def dense(method):
 TWO_STAGE = [m for m in METHODS if not dense(m)]
 
 
+def test_predictions(directory):
+    """The official predictions file of every test game under `directory` (braces escaped: a pattern)."""
+    return [
+        f"{directory}/{GAMES[g].path.replace('{', '{{').replace('}', '}}')}/{PREDICTIONS}"
+        for g in SPLIT_IDS["test"]
+    ]
+
+
 def captioning_infer_inputs(w):
-    game = GAME_IDS[w.gamepath]
+    """The captioner and every test game's caches (and spots or labels), game by game as the outputs."""
     if dense(w.method) and w.anchors == "gt":
         raise WorkflowError(
             f"{w.method} finds its own events: ground-truth anchors (gt) are for two-stage methods"
         )
     inputs = {
         "model": f"results/captioning/{w.method}/{w.encoder}/{w.variant}/model.safetensors",
-        "features": [f"results/features/{w.encoder}/{game}/{h}.h5" for h in HALVES],
+        "features": halves_of(
+            "test", f"results/features/{w.encoder}/{{game}}/{{half}}.h5"
+        ),
     }
     if uses_positions(w.method, w.variant):
-        inputs["positions"] = [
-            f"results/positions/{BACKEND}/{game}/{h}.h5" for h in HALVES
-        ]
+        inputs["positions"] = halves_of(
+            "test", f"results/positions/{BACKEND}/{{game}}/{{half}}.h5"
+        )
     if w.anchors == "gt":
-        inputs["labels"] = game_file(game, LABELS)
+        inputs["labels"] = [game_file(g, LABELS) for g in SPLIT_IDS["test"]]
     elif not dense(w.method):
         spotter = (
             f"results/spotting/{w.method}/{w.encoder}/{spotting_variant(w.variant)}"
         )
-        inputs["spots"] = [f"{spotter}/spots/{game}/{h}.json" for h in HALVES]
+        inputs["spots"] = halves_of("test", f"{spotter}/spots/{{game}}/{{half}}.json")
     return inputs
 
 
 def captioning_infer_args(w, input):
     quoted = lambda files: " ".join(shlex.quote(str(f)) for f in files)
-    args = f"--features {quoted(input.features)}"
+    paths = [GAMES[g].path for g in SPLIT_IDS["test"]]
+    args = f"--game-path {quoted(paths)} --features {quoted(input.features)}"
     if "positions" in input.keys():
         args += f" --positions {quoted(input.positions)}"
     if dense(w.method):
         return args
     return args + (
-        f" --labels {shlex.quote(input.labels)}"
+        f" --labels {quoted(input.labels)}"
         if w.anchors == "gt"
         else f" --spots {quoted(input.spots)}"
     )

@@ -1,6 +1,7 @@
 # Event spotting per method x encoder x variant: training on the train split (early-stopped on valid), then a
-# sliding window + NMS over every test half. Variants are STaR's ablations (star/variants.py); blurring is a
-# captioning ablation, so a captioning variant takes its spots from `spotting_variant(variant)`.
+# sliding window + NMS over every test half (one job per model: the model is loaded once for the split). Variants
+# are STaR's ablations (star/variants.py); blurring is a captioning ablation, so a captioning variant takes its
+# spots from `spotting_variant(variant)`.
 
 
 rule spotting_train:
@@ -34,11 +35,15 @@ rule spotting_infer:
     input:
         unpack(spotting_infer_inputs),
     output:
-        spots=f"{SPOTTING_DIR}/spots/{{game}}/{{half}}.json",
+        spots=[
+            f"{SPOTTING_DIR}/spots/{g}/{h}.json"
+            for g in SPLIT_IDS["test"]
+            for h in HALVES
+        ],
     log:
-        "results/logs/spotting_infer/{method}_{encoder}_{variant}_{game}_{half}.log",
+        "results/logs/spotting_infer/{method}_{encoder}_{variant}.log",
     benchmark:
-        "results/benchmarks/spotting_infer/{method}_{encoder}_{variant}_{game}_{half}.tsv"
+        "results/benchmarks/spotting_infer/{method}_{encoder}_{variant}.tsv"
     conda:
         env("torch")
     threads: 1

@@ -145,6 +145,28 @@ def test_reference_bleu_and_cider_by_hand():
     assert cider_d([("a b c d", "a b c d"), ("p q r s", "p q r s")]) == pytest.approx(10.0)
 
 
+def test_resampled_cider_equals_cider_of_each_resampled_corpus():
+    """The bootstrap scores CIDEr of 1000 resamples from tables built once; each must be the CIDEr of the corpus
+    that repeats its games (an n-gram in every reference, an empty caption and shared texts included)."""
+    import numpy as np
+
+    from star.eval.scorers import TextScorer
+
+    groups = [[("the ball goes wide", "the ball goes just wide"), ("a corner", "the corner is taken short")],
+              [("the ball goes wide", "the keeper saves the ball"), ("", "the referee shows a card")],
+              [("the keeper saves", "the keeper saves the ball"), ("a card for the defender", "a card")],
+              []]
+    counts = np.random.default_rng(0).integers(0, 3, (40, len(groups)))
+    counts[0] = [1, 1, 1, 1]
+    counts[1] = [0, 0, 0, 2]  # only the empty group: an empty corpus
+    fast = TextScorer().cider_d_resampled(groups, counts)
+    slow = TextScorer()
+    for row, value in zip(counts, fast, strict=True):
+        corpus = [pair for group, n in zip(groups, row, strict=True) for _ in range(n) for pair in group]
+        assert value == pytest.approx(slow.cider_d(corpus) if corpus else 0.0, rel=1e-12, abs=1e-12)
+    assert len(set(np.round(fast, 9))) > 10  # the resamples differ
+
+
 @needs_java
 def test_captioning_protocol_equals_nlgeval(tmp_path):
     games_file = write_tree(tmp_path / "labels", tmp_path / "preds")

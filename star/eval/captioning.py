@@ -70,7 +70,10 @@ def bootstrap_corpora(per_game: list[list[tuple[str, str]]], resamples: int, lev
     counts = resample_counts(len(per_game), resamples, seed)  # [B, games]
     corpora = [[pair for game, n in zip(per_game, row, strict=True) for _ in range(n) for pair in game]
                for row in counts]
-    scored = shared_evaluator().score_corpora(corpora, progress=None)
+    evaluator = shared_evaluator()
+    scored = evaluator.score_corpora(corpora, progress=None, cider=False)
+    for s, value in zip(scored, evaluator.text.cider_d_resampled(per_game, counts), strict=True):
+        s["CIDEr"] = float(value)
     lo, hi = percentile_interval(np.array([[s[k] for k in CAPTION_METRICS] for s in scored]), level)
     return {"level": level, "resamples": resamples, "unit": "game", "units": len(per_game),
             "metrics": {k: [float(a), float(b)] for k, a, b in zip(CAPTION_METRICS, lo, hi, strict=True)}}

@@ -142,8 +142,66 @@ class TextScorer:
             scores.append(float(np.mean(np.array(per_order))) * 10.0)  # numpy's summation order, as pycocoevalcap
         return float(np.mean(np.array(scores)))
 
-    def scores(self, corpus: list[tuple[str, str]]) -> dict[str, float]:
-        """BLEU 1-4, ROUGE-L and CIDEr of one non-empty corpus."""
+    def cider_d_resampled(self, groups: list[list[tuple[str, str]]], counts: np.ndarray) -> np.ndarray:
+        """CIDEr-D of each corpus made of `groups` (e.g. games) repeated counts[b, g] times: [B, G] -> [B], equal
+        to `cider_d` of that corpus up to rounding (a bootstrap's resamples).
+
+        A corpus enters a pair's score only through the IDF, whose document frequencies are sum_g counts[b, g]
+        df_g; and for IDF >= 0, min(tf_h idf, tf_r idf) tf_r idf = min(tf_h, tf_r) tf_r idf^2. So each distinct
+        pair's shared n-grams and each text's n-grams are tabled once, and a resample costs two weighted
+        bincounts instead of rebuilding every vector of a corpus that repeats its games."""
+        vocab: dict[tuple[str, ...], int] = {}
+        texts = list(dict.fromkeys(t for group in groups for pair in group for t in pair))
+        text_id = {t: i for i, t in enumerate(texts)}
+        grams = [{vocab.setdefault(g, len(vocab)): tf for g, tf in self.ngrams(t).items()} for t in texts]
+        order = np.zeros(len(vocab), np.int64)
+        for gram, i in vocab.items():
+            order[i] = len(gram) - 1
+        sizes = np.array([len(group) for group in groups], np.float64)
+        df = np.zeros((len(groups), len(vocab)))  # [G, V]: pairs of the group whose reference holds the n-gram
+        for g, group in enumerate(groups):
+            for _, ref in group:
+                df[g, list(grams[text_id[ref]])] += 1
+        # each text's (n-gram, tf^2), keyed by text x order: its squared norms are sums of tf^2 idf^2
+        t_idx = np.array([i for i, counts_ in enumerate(grams) for _ in counts_], np.int64)
+        t_gram = np.array([v for counts_ in grams for v in counts_], np.int64)
+        t_tf2 = np.array([tf * tf for counts_ in grams for tf in counts_.values()], np.float64)
+        t_key = t_idx * NGRAMS + order[t_gram]
+        # each pair's shared n-grams, min(tf_h, tf_r) tf_r, keyed by pair x order
+        pairs = [pair for group in groups for pair in group]
+        s_key, s_gram, s_coef = [], [], []
+        for p, (hyp, ref) in enumerate(pairs):
+            h, r = grams[text_id[hyp]], grams[text_id[ref]]
+            for v, tf in h.items():
+                if v in r:
+                    s_key.append(p * NGRAMS + order[v])
+                    s_gram.append(v)
+                    s_coef.append(min(tf, r[v]) * r[v])
+        s_key, s_gram, s_coef = np.array(s_key, np.int64), np.array(s_gram, np.int64), np.array(s_coef, np.float64)
+        lengths = np.array([sum(tf for v, tf in g.items() if order[v] == 1) for g in grams], np.float64)
+        hyp_of = np.array([text_id[h] for h, _ in pairs], np.int64)
+        ref_of = np.array([text_id[r] for _, r in pairs], np.int64)
+        penalty = np.exp(-((lengths[hyp_of] - lengths[ref_of]) ** 2) / (2 * CIDER_SIGMA**2))  # [P]
+        group_of = np.repeat(np.arange(len(groups)), sizes.astype(np.int64))
+        out = np.zeros(len(counts))
+        for b, row in enumerate(np.asarray(counts, np.float64)):
+            if row @ sizes == 0:  # only empty groups drawn: an empty corpus scores 0, as in score_corpora
+                continue
+            idf = np.log(row @ sizes) - np.log(np.maximum(row @ df, 1.0))  # [V]
+            idf2 = idf * idf
+            norm = np.sqrt(np.bincount(t_key, t_tf2 * idf2[t_gram], len(texts) * NGRAMS)).reshape(-1, NGRAMS)
+            shared = np.bincount(s_key, s_coef * idf2[s_gram], len(pairs) * NGRAMS).reshape(-1, NGRAMS)
+            denominator = norm[hyp_of] * norm[ref_of]  # [P, 4]; a zero norm leaves the (zero) sum as it is
+            per_order = np.where(denominator != 0, shared / np.where(denominator != 0, denominator, 1.0), shared)
+            score = per_order.mean(1) * penalty * 10.0  # [P]
+            weight = row[group_of]
+            out[b] = float((score * weight).sum() / weight.sum())
+        return out
+
+    def scores(self, corpus: list[tuple[str, str]], cider: bool = True) -> dict[str, float]:
+        """BLEU 1-4, ROUGE-L and (unless `cider` is False) CIDEr of one non-empty corpus."""
         bleu = self.bleu(corpus)
-        return {**{f"Bleu_{k + 1}": bleu[k] for k in range(NGRAMS)},
-                "ROUGE_L": self.rouge_l(corpus), "CIDEr": self.cider_d(corpus)}
+        out = {**{f"Bleu_{k + 1}": bleu[k] for k in range(NGRAMS)}, "ROUGE_L": self.rouge_l(corpus)}
+        if cider:
+            out["CIDEr"] = self.cider_d(corpus)
+        return out

@@ -130,15 +130,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    per_game = check_counts(args)
-    positions = args.positions or [None] * len(args.features)
-    games = [game_halves(path, args.features[i * per_game:(i + 1) * per_game],
-                         positions[i * per_game:(i + 1) * per_game]) for i, path in enumerate(args.game_path)]
-    torch.set_num_threads(args.threads)
     cfg = star_config.section("", args.config)
+    per_game = check_counts(args)
+    torch.set_num_threads(args.threads)
     section = cfg["captioning"]
     device = pick_device(cfg["model"]["device"])
     model, content = load_model(args.model, "captioning", device)
+    positions = args.positions or [None] * len(args.features)  # every game's caches checked before any caption
+    games = [game_halves(path, args.features[i * per_game:(i + 1) * per_game],
+                         positions[i * per_game:(i + 1) * per_game]) for i, path in enumerate(args.game_path)]
     dense = registry.method(content["method"]).kind == "dense"
     if dense and (args.spots or args.labels):
         raise InputError(f"{args.model}: {content['method']} finds its own events; it takes no --spots or "

@@ -173,17 +173,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    cfg = star_config.section("", args.config)
     positions = args.positions or [None] * len(args.features)
     for flag, given in (("--positions", positions), ("--out", args.out)):
         if len(given) != len(args.features):
             raise InputError(f"--features names {len(args.features)} halves but {flag} {len(given)}")
-    for features in args.features:  # every input checked before the first half is scored
-        feature_attrs(features)
     torch.set_num_threads(args.threads)
-    cfg = star_config.section("", args.config)
     section = cfg["spotting"]
     device = pick_device(cfg["model"]["device"])
     model, content = load_model(args.model, "spotting", device)
+    for features in args.features:  # every input checked before the first half is scored
+        feature_attrs(features)
     used = {"spotting": section, "model": cfg["model"]}
     for features, pos, path in zip(args.features, positions, args.out, strict=True):
         spots, confidence, label = spot_half(model, content, features, pos, section, device, cfg["model"])

@@ -12,7 +12,8 @@ the median of each:
 
 - loader: batches drawn from the training DataLoader (the real datasets, sampler and Collate), nothing else;
 - model: forward + backward + AdamW step on one batch reused (the model's own cost);
-- full: both, as `star.train.loop.fit` runs them;
+- full: both, as `star.train.loop.fit` runs them, over as many batches as a loader round (40: about one block of
+  halves of the grouped sampler, so each round pays the half reads an epoch pays, not more or fewer);
 
 each as samples per second of wall time and per second of the process's CPU time (the latter is what a shared
 machine's other jobs disturb least: with workers 0 every part of the step runs in this process);
@@ -158,7 +159,7 @@ def measure(store: Path, games: int, run: str, batches: int, workers: int) -> di
     for _ in range(3):
         timed("loader", batches, lambda: next(data))
         timed("model", model_steps, lambda: step(reused))
-        timed("full", model_steps, lambda: step(next(data)))
+        timed("full", batches, lambda: step(next(data)))  # as many batches as the loader's round: a block of halves
     out = {"run": run, "halves": n_halves, "batch": BATCH, "workers": workers}
     out |= {k: round(statistics.median(v), 1) for k, v in rates.items()}
     out |= {f"{k}_runs": [round(x, 1) for x in v] for k, v in rates.items()}
@@ -206,7 +207,8 @@ def main() -> None:
     parser.add_argument("--store", type=Path, default=Path("/tmp/bench_store"))
     parser.add_argument("--halves", type=int, nargs="+", default=[48, 472], help="store sizes (train halves + 4)")
     parser.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
-    parser.add_argument("--batches", type=int, default=40, help="loader batches a round (model steps: a quarter)")
+    parser.add_argument("--batches", type=int, default=40,
+                        help="loader and full-step batches a round (model-only steps: a quarter)")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers")
     parser.add_argument("--loss-check", action="store_true", help="float16 vs float32 loss curves (20 steps)")
     parser.add_argument("--keep", action="store_true", help="keep the store afterwards")

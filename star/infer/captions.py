@@ -155,8 +155,8 @@ def run(args: argparse.Namespace) -> int:
             predictions = caption_anchors(model, content, halves, wanted, section, device)
         write_predictions(out, game_path, predictions)
         print(f"star captioning-infer: {len(predictions)} captions -> {out}")
-        if getattr(model, "parsing", None):  # Vid2Seq parses what it generates: events, dropped, fallbacks
-            print("star captioning-infer: " + ", ".join(f"{k} {v}" for k, v in model.parsing.items()))
         if predictions:
             print(json.dumps(predictions[0]))
+    if getattr(model, "parsing", None):  # Vid2Seq parses what it generates: events, dropped, fallbacks
+        print("star captioning-infer: over every game, " + ", ".join(f"{k} {v}" for k, v in model.parsing.items()))
     return 0

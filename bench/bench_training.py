@@ -100,13 +100,14 @@ def setup(store: Path, games: int, run: str, global_dtype: str = "float32", work
     import torch
 
     from star.data.datasets import CaptioningDataset, Collate, HalfGroups, SpottingDataset, block_halves
-    from star.data.halves import CacheReader
+    from star.data.halves import CacheReader, keep_freed_memory
     from star.model_file import build_model, model_inputs
     from star.train.common import (caption_tokenizer, feature_statistics, load_halves, method_config, n_classes,
                                    read_config)
     from star.train.loop import captioning_loss, loader, spotting_loss, step_batches
 
     stage, method, variant, per_batch = RUNS[run]
+    keep_freed_memory()  # as `star spotting-train` / `captioning-train` do
     cfg = read_config(json.dumps({"model": {"cache_mb": 1024, "global_dtype": global_dtype}}))
     train_games = [g for g in read_manifest(store / "games.tsv") if g.split == "train"][:games]
     halves = load_halves(train_games, [1, 2], store / "features", None, store / "world", "Labels-caption.json")

@@ -70,3 +70,24 @@ def test_every_rule_declares_its_memory():
         rules |= set(re.findall(r"^\s*rule (\w+):", text, re.M))
         declared |= set(re.findall(r'mem_mb=mem_mb\("(\w+)"\)', text))
     assert rules and rules == declared
+
+
+def test_training_keeps_freed_memory_for_the_next_half():
+    """After keep_freed_memory (training calls it), a freed 92-MB-class array stays in the process for the next one
+    instead of going back to the kernel; without it glibc unmaps it at once."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\n"
+            "from star.data.halves import keep_freed_memory\n"
+            "kept = keep_freed_memory() if sys.argv[1] == 'keep' else None\n"
+            "rss = lambda: int(open('/proc/self/statm').read().split()[1]) * 4096 / 2**20\n"
+            "a = np.ones((2700, 8576), np.float32); peak = rss(); del a\n"
+            "print(kept, round(peak - rss()))\n")
+    released = {}
+    for mode in ("keep", "default"):
+        out = subprocess.run([sys.executable, "-c", code, mode], capture_output=True, text=True, cwd=REPO, check=True)
+        kept, freed_mb = out.stdout.split()
+        released[mode] = (kept, int(freed_mb))
+    assert released["keep"] == ("True", released["keep"][1]) and released["keep"][1] < 10   # still resident
+    assert released["default"][1] > 80  # handed back: the next half would fault in fresh pages

@@ -27,7 +27,7 @@ from star.provenance import record, stage_code, write_text_atomic
 from star.train.common import (caption_tokenizer, feature_statistics, fingerprint, method_config, n_classes,
                                read_config, source_stamps, train_valid_halves)
 from star.data.datasets import CaptioningDataset, Collate, HalfGroups, SpottingDataset, block_halves
-from star.data.halves import CacheReader
+from star.data.halves import CacheReader, keep_freed_memory
 from star.train.loop import captioning_loss, fit, seed_everything, setup_distributed, spotting_loss
 
 
@@ -64,6 +64,7 @@ def train_stage(args: argparse.Namespace, stage: str) -> int:
     inputs = model_inputs(model_cfg, fps, stage)
     if cfg["model"]["standardize"]:
         inputs.mean, inputs.std = feature_statistics(train)
+    keep_freed_memory()  # the store's evicted halves' pages are reused by the next ones
     reader = CacheReader(cfg["model"]["cache_mb"], global_stride=getattr(model_cfg, "global_stride", 1),
                          global_dtype=cfg["model"]["global_dtype"])
     train_set, valid_set, captions = datasets(stage, cfg, train, valid, inputs, reader, seed)

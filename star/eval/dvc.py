@@ -138,10 +138,10 @@ class Evaluator:
                       cider: bool = True) -> list[dict[str, float]]:
         """Caption metrics of each corpus (CIDEr left out if not `cider`); METEOR runs in its JVM while Python
         scores the rest."""
-        empty = dict.fromkeys(c for c in CAPTION_METRICS if cider or c != "CIDEr")
+        names = [m for m in CAPTION_METRICS if cider or m != "CIDEr"]
         with ThreadPoolExecutor(max_workers=1) as pool:
             meteor_stats = pool.submit(self.meteor.cache_stats, [p for c in corpora for p in c], progress)
-            scored = [self.text.scores(c, cider) if c else dict.fromkeys(empty, 0.0) for c in corpora]
+            scored = [self.text.scores(c, cider) if c else dict.fromkeys(names, 0.0) for c in corpora]
             meteor_stats.result()
         non_empty = [i for i, c in enumerate(corpora) if c]
         for i, value in zip(non_empty, self.meteor.scores([corpora[i] for i in non_empty]), strict=True):

@@ -136,9 +136,10 @@ def run(args: argparse.Namespace) -> int:
     section = cfg["captioning"]
     device = pick_device(cfg["model"]["device"])
     model, content = load_model(args.model, "captioning", device)
-    positions = args.positions or [None] * len(args.features)  # every game's caches checked before any caption
-    games = [game_halves(path, args.features[i * per_game:(i + 1) * per_game],
-                         positions[i * per_game:(i + 1) * per_game]) for i, path in enumerate(args.game_path)]
+    positions = args.positions or [None] * len(args.features)
+    of_game = [slice(i * per_game, (i + 1) * per_game) for i in range(len(args.game_path))]  # its halves' entries
+    games = [game_halves(path, args.features[part], positions[part])  # every game's caches checked before any caption
+             for path, part in zip(args.game_path, of_game, strict=True)]
     dense = registry.method(content["method"]).kind == "dense"
     if dense and (args.spots or args.labels):
         raise InputError(f"{args.model}: {content['method']} finds its own events; it takes no --spots or "
@@ -151,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
                                             section["max_tokens"], device, cfg["dataset"]["source"])
         else:
             wanted = anchors(halves, args.labels[i] if args.labels else None,
-                             args.spots[i * per_game:(i + 1) * per_game] if args.spots else None)
+                             args.spots[of_game[i]] if args.spots else None)
             predictions = caption_anchors(model, content, halves, wanted, section, device)
         write_predictions(out, game_path, predictions)
         print(f"star captioning-infer: {len(predictions)} captions -> {out}")

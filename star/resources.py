@@ -105,6 +105,11 @@ def mem_mb(rule: str, config: Mapping, inputs: Mapping[str, object], attempt: in
     return int(need * attempt + 0.5)
 
 
+def machine_cpus() -> int:
+    """The CPUs this process may run on (its affinity: a container's or taskset's share, not the host's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def machine_mb() -> int:
     """This machine's physical memory in MiB (the global `mem_mb` of a local Snakemake run)."""
     return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / MB)

@@ -90,14 +90,13 @@ onstart:
 # Local runs: at most as many threads at once as this machine has CPUs, whatever --cores asks. Single-threaded jobs
 # beyond that only take turns and spend more CPU doing so: Tables 3 + 4 + 6 on 2 CPUs took 1470 CPU-s (754 s) with
 # 8 jobs at once, 1290 CPU-s (652 s) with 2 (docs/measurements.md).
-CORES = workflow.global_resources.get("_cores")
-if workflow.local_exec and CORES and CORES > star_resources.machine_cpus():
+CORES, CPUS = workflow.global_resources.get("_cores"), star_resources.machine_cpus()
+if workflow.local_exec and CORES and CORES > CPUS:
     print(
-        f"star: --cores {CORES} on {star_resources.machine_cpus()} CPUs: running at most"
-        f" {star_resources.machine_cpus()} threads at once",
+        f"star: --cores {CORES} on {CPUS} CPUs: running at most {CPUS} threads at once",
         file=sys.stderr,
     )
-    workflow.register_resource("_cores", star_resources.machine_cpus())
+    workflow.register_resource("_cores", CPUS)
 
 
 # Local runs: jobs start only while their mem_mb (star/resources.py) fits this machine's memory, unless

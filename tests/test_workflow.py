@@ -93,6 +93,18 @@ def test_bad_input_fails_its_own_jobs_only_and_names_the_file(tiny_world, tmp_pa
     assert (work / f"results/features/pptimesformer/{broken_video.id}/2.h5").is_file()
 
 
+def test_a_local_run_replans_every_10_s_not_every_second(tmp_path):
+    """profiles/default: Snakemake's scheduler re-plans idle every 10 s, not every second once per finished job
+    (64 of 1300 CPU-s of Tables 3 + 4 + 6 on two CPUs, docs/measurements.md); the command line still wins."""
+    (tmp_path / "tiny.yaml").write_text("{}\n")
+    run = snakemake(tmp_path, "--cores", "1", "--verbose", "--", "results/dataset/games.tsv")
+    log = run.stdout + run.stderr
+    assert "profile profiles/default" in log and "Submitting maximum 100 job(s) over 10.0 second(s)." in log
+    run = snakemake(tmp_path, "--cores", "1", "--verbose", "--max-jobs-per-timespan", "5/1s", "--forcerun",
+                    "dataset_manifest", "--", "results/dataset/games.tsv")
+    assert "Submitting maximum 5 job(s) over 1.0 second(s)." in run.stdout + run.stderr
+
+
 def test_a_local_run_runs_no_more_threads_at_once_than_the_machine_has_cpus(tmp_path):
     """--cores above the CPU count is capped: 8 single-threaded jobs on 2 CPUs only take turns, at 14% more CPU
     (docs/measurements.md). At or below it, --cores is what the user asked."""

@@ -14,6 +14,7 @@ inputs do not exist yet (a dry run), the estimate assumes SoccerNet-length halve
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -108,6 +109,17 @@ def mem_mb(rule: str, config: Mapping, inputs: Mapping[str, object], attempt: in
 def machine_cpus() -> int:
     """The CPUs this process may run on (its affinity: a container's or taskset's share, not the host's count)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def cancel_replanning() -> int:
+    """Cancel Snakemake's pending re-planning timers; for its `onsuccess`/`onerror`, when the run is over. Why: its
+    scheduler re-plans on `threading.Timer`s, which are not daemon threads, so the last one would keep the finished
+    process alive for up to the rate limit's timespan (10 s with profiles/default). Returns how many it cancelled."""
+    timers = [thread for thread in threading.enumerate() if isinstance(thread, threading.Timer)
+              and getattr(thread.function, "__module__", "").startswith("snakemake.scheduling")]
+    for timer in timers:
+        timer.cancel()
+    return len(timers)
 
 
 def machine_mb() -> int:

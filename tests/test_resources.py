@@ -91,3 +91,25 @@ def test_training_keeps_freed_memory_for_the_next_half():
         released[mode] = (kept, int(freed_mb))
     assert released["keep"] == ("True", released["keep"][1]) and released["keep"][1] < 10   # still resident
     assert released["default"][1] > 80  # handed back: the next half would fault in fresh pages
+
+
+def test_a_finished_run_cancels_snakemakes_replanning_timers_and_no_other():
+    """Snakemake re-plans on non-daemon timers: left pending, the last keeps a finished run alive for 10 s."""
+    import threading
+
+    def replan():
+        pass
+
+    def other():
+        pass
+
+    replan.__module__ = "snakemake.scheduling.job_scheduler"
+    timers = [threading.Timer(60, replan), threading.Timer(60, other)]
+    for timer in timers:
+        timer.start()
+    try:
+        assert resources.cancel_replanning() == 1
+        timers[0].join(timeout=5)
+        assert not timers[0].is_alive() and timers[1].is_alive()
+    finally:
+        timers[1].cancel()

@@ -87,6 +87,15 @@ onstart:
             ) from None
 
 
+# Snakemake's re-planning timers would keep a finished run alive for up to 10 s (profiles/default's timespan)
+onsuccess:
+    star_resources.cancel_replanning()
+
+
+onerror:
+    star_resources.cancel_replanning()
+
+
 # Local runs: at most as many threads at once as this machine has CPUs, whatever --cores asks. Single-threaded jobs
 # beyond that only take turns and spend more CPU doing so: Tables 3 + 4 + 6 on 2 CPUs took 1470 CPU-s (754 s) with
 # 8 jobs at once, 1290 CPU-s (652 s) with 2 (docs/measurements.md).

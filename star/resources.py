@@ -9,6 +9,9 @@ The figures are upper bounds of peak resident memory: a process base (Python, nu
 the model rules) plus what the job holds at once, estimated from the sizes of its inputs (a half's features are
 read whole; a model file is loaded once) and from the config (batches, `model.cache_mb`, presets). Where the
 inputs do not exist yet (a dry run), the estimate assumes SoccerNet-length halves of 8576-d features.
+
+Also what a local run may take of the machine (its CPUs, its memory) and `cancel_replanning`, which lets a
+finished Snakemake run exit at once.
 """
 
 from __future__ import annotations

@@ -9,12 +9,13 @@ is time its jobs do not get (docs/measurements.md: 64 of 1300 CPU-s of Tables 3 
 """
 
 import atexit
-import os
 import resource
 import sys
 import time
 
 from snakemake.cli import main
+
+from star.resources import machine_cpus
 
 START = time.perf_counter()
 
@@ -23,9 +24,8 @@ def report() -> None:
     wall = time.perf_counter() - START
     own, jobs = (resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
     own_s, jobs_s = own.ru_utime + own.ru_stime, jobs.ru_utime + jobs.ru_stime
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"snakemake_cpu: {wall:.0f} s wall, Snakemake {own_s:.1f} CPU-s, jobs {jobs_s:.1f} CPU-s, "
-          f"{100 * (own_s + jobs_s) / wall:.0f}% of {cpus} CPUs busy", flush=True)
+          f"{100 * (own_s + jobs_s) / wall:.0f}% of {machine_cpus()} CPUs busy", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """`star <command> ...`: the user tools, and one entry point per pipeline stage (what the workflow's rules run).
 
 Each command lives in its module as `add_arguments(parser)` + `run(args)`; modules are imported only when their
-command runs, so `star evaluate` does not pay for importing Paddle.
+command runs, so `star evaluate` does not pay for importing Paddle. `star <command> ARGS --and ARGS ...` runs several
+calls of one command in turn in one process, every call's arguments parsed first: they share what the process
+loads once (METEOR's JVM, a model, the imports).
 """
 
 from __future__ import annotations
@@ -62,6 +64,17 @@ def command_list() -> str:
     return "\n".join(lines + ["", "`star <command> --help` describes a command's arguments."])
 
 
+def split_calls(args: list[str]) -> list[list[str]]:
+    """`ARGS --and ARGS ...` -> each call's arguments."""
+    calls: list[list[str]] = [[]]
+    for arg in args:
+        if arg == "--and":
+            calls.append([])
+        else:
+            calls[-1].append(arg)
+    return calls
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="star", description=__doc__.splitlines()[0], epilog=command_list(),
@@ -72,11 +85,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.parse_args(argv[:1] or ["--help"])   # --help, --version, or an unknown command's error
     module_name, help_text = COMMANDS[argv[0]]
     module = importlib.import_module(module_name)
-    sub = argparse.ArgumentParser(prog=f"star {argv[0]}", description=help_text, formatter_class=HelpFormatter)
+    sub = argparse.ArgumentParser(prog=f"star {argv[0]}", description=help_text, formatter_class=HelpFormatter,
+                                  epilog=f"star {argv[0]} ARGS --and ARGS ...: several calls in one process")
     module.add_arguments(sub)
-    args = sub.parse_args(argv[1:])
+    calls = [sub.parse_args(part) for part in split_calls(argv[1:])]
     try:
-        return int(module.run(args) or 0)
+        for args in calls:
+            if code := int(module.run(args) or 0):
+                return code
+        return 0
     except (InputError, FileNotFoundError) as exc:
         # Bad input: one clear line naming the file and the problem, no traceback.
         print(f"star {argv[0]}: error: {exc}", file=sys.stderr)

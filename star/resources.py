@@ -69,7 +69,7 @@ def mem_mb(rule: str, config: Mapping, inputs: Mapping[str, object], attempt: in
     row_mb = _feature_dim(features) * 4 / MB  # one feature sample, float32
     window = 30 * config["decode"]["fps"] if config["dataset"]["source"] == "synthetic" else 30  # samples
 
-    if rule in ("spotting_infer", "captioning_infer"):
+    if rule in ("spotting_infer", "captioning_infer", "captioning_infer_both"):  # both: one model, one game at a time
         section = config["spotting" if rule == "spotting_infer" else "captioning"]
         batch = section["infer_batch_size"]
         # a job runs over the test split but holds one half (spotting) or one game's halves (captioning) at a
@@ -78,7 +78,7 @@ def mem_mb(rule: str, config: Mapping, inputs: Mapping[str, object], attempt: in
         held = 1 if rule == "spotting_infer" else len(config["dataset"]["halves"])
         need = (TORCH_MB + 2 * model_mb + 2 * held * max(half_mb, default=SOCCERNET_HALF_MB)
                 + 3 * batch * window * row_mb)
-        if rule == "captioning_infer":
+        if rule != "spotting_infer":
             need += PRESET_MODEL_MB[preset] / 4 * section["beam_size"] / 4  # the decoder's beams and caches
     elif rule in ("spotting_train", "captioning_train"):
         train = config["spotting" if rule == "spotting_train" else "captioning"]["train"]
@@ -102,7 +102,7 @@ def mem_mb(rule: str, config: Mapping, inputs: Mapping[str, object], attempt: in
         need = PYTHON_MB + 2500  # streamed frame by frame
     elif rule == "world_synthesize":
         need = 2500  # renders one frame at a time; the match plan and commentary are small
-    elif rule in ("evaluate_captions", "evaluate_captioning_subtask"):
+    elif rule in ("evaluate_captions", "evaluate_captioning_subtask", "evaluate_both"):
         need = PYTHON_MB + JVM_MB + 2 * all_mb
     else:  # dataset_manifest, world_splits, split_games, make_table, diagnostics_build: small files
         need = PYTHON_MB + 2 * all_mb

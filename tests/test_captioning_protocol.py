@@ -183,6 +183,23 @@ def test_captioning_protocol_equals_nlgeval(tmp_path):
     assert 0 < result["metrics"]["METEOR"] < 1 and result["metrics"]["CIDEr"] > 0
 
 
+@needs_java
+def test_both_protocols_joined_by_and_write_what_they_write_apart(tmp_path):
+    """The workflow evaluates a run at the spots (dense @30) and at the ground truth (captioning subtask) in one
+    process: one METEOR JVM; every call's arguments are checked before the first starts."""
+    games_file = write_tree(tmp_path / "labels", tmp_path / "preds")
+    roots = [str(tmp_path / "labels"), str(tmp_path / "preds"), "--games", str(games_file), "--bootstrap", "20"]
+    calls = [[*roots, "--window", "30"], [*roots, "--protocol", "captioning"]]
+    joined = [tmp_path / "joined" / f"{i}.json" for i in (0, 1)]
+    with pytest.raises(SystemExit):  # the second call's bad window: nothing runs
+        main(["evaluate", *calls[0], "--json", str(joined[0]), "--and", *calls[1], "--window", "x"])
+    assert not joined[0].exists()
+    assert main(["evaluate", *calls[0], "--json", str(joined[0]), "--and", *calls[1], "--json", str(joined[1])]) == 0
+    for call, path in zip(calls, joined, strict=True):
+        assert main(["evaluate", *call, "--json", str(tmp_path / "alone.json")]) == 0
+        assert path.read_bytes() == (tmp_path / "alone.json").read_bytes()
+
+
 def test_an_annotation_without_its_caption_is_named(tmp_path, capsys):
     games_file = write_tree(tmp_path / "labels", tmp_path / "preds", drop=("league/2020-2021/game B", 2))
     assert main(["evaluate", str(tmp_path / "labels"), str(tmp_path / "preds"), "--games", str(games_file),

@@ -133,6 +133,28 @@ def test_one_call_over_several_halves_and_games_writes_what_one_call_each_writes
         assert out.read_bytes() == alone.read_bytes()
 
 
+def test_calls_joined_by_and_load_the_model_once_and_write_what_they_write_apart(trained, tmp_path, monkeypatch):
+    """The workflow captions a run at its spots and at the ground truth in one process (`--and`)."""
+    from star.infer import captions
+
+    game = trained["games"][2]
+    common = ["--model", str(trained["captioner"]), "--config", trained["cfg"], "--game-path", game.path,
+              "--features", *(str(trained["features"] / game.id / f"{h}.h5") for h in (1, 2))]
+    calls = [[*common, "--spots", *(str(spot(trained, tmp_path, h)) for h in (1, 2))],
+             [*common, "--labels", str(trained["labels_root"] / game.path / "Labels-caption.json")]]
+    loads = []
+    monkeypatch.setattr(captions, "load_model", lambda *a: loads.append(a) or load_model(*a))
+    captions._load_once.cache_clear()
+    joined = [tmp_path / "joined" / f"{i}.json" for i in (0, 1)]
+    assert main(["captioning-infer", *calls[0], "--out", str(joined[0]), "--and", *calls[1], "--out",
+                 str(joined[1])]) == 0
+    assert len(loads) == 1
+    for call, path in zip(calls, joined, strict=True):
+        alone = tmp_path / "alone.json"
+        assert main(["captioning-infer", *call, "--out", str(alone)]) == 0
+        assert path.read_bytes() == alone.read_bytes()
+
+
 def test_lists_that_do_not_fit_are_refused_before_any_work(trained, tmp_path, capsys):
     game = trained["games"][2]
     halves = [str(trained["features"] / game.id / f"{h}.h5") for h in (1, 2)]

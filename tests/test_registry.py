@@ -108,15 +108,17 @@ def test_a_toy_method_trains_and_infers_through_every_stage(scratch_registry, tm
 
 def test_a_toy_method_plans_through_the_workflow(tmp_path):
     """A dry run of Table 1 with only the toy method: its spotter and captioner are trained, its test halves
-    spotted and captioned (one job each over the split), its metrics tabled; without the plugin, the config is
-    refused naming the method."""
+    spotted and captioned (one job over the split, at the spots and the ground truth: Table 4 and the diagnostics
+    need both), its metrics tabled (one job for both protocols); without the plugin, the config is refused naming
+    the method."""
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump({**TINY, "methods": ["toy"]}))
     env = {"STAR_PLUGINS": "tests.toy_method", "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     jobs = planned_jobs(snakemake(tmp_path, "-n", "results/table1.csv", env=env))
-    assert {k: jobs[k] for k in ("spotting_train", "captioning_train", "spotting_infer", "captioning_infer",
-                                 "evaluate_captions", "make_table")} == {
-        "spotting_train": 1, "captioning_train": 1, "spotting_infer": 1, "captioning_infer": 1,
-        "evaluate_captions": 1, "make_table": 1}
+    assert {k: jobs.get(k, 0) for k in ("spotting_train", "captioning_train", "spotting_infer", "captioning_infer",
+                                        "captioning_infer_both", "evaluate_captions", "evaluate_both",
+                                        "make_table")} == {
+        "spotting_train": 1, "captioning_train": 1, "spotting_infer": 1, "captioning_infer": 0,
+        "captioning_infer_both": 1, "evaluate_captions": 0, "evaluate_both": 1, "make_table": 1}
     refused = snakemake(tmp_path, "-n", "results/table1.csv", check=False, env={"STAR_PLUGINS": ""})
     assert refused.returncode != 0 and "'toy' is not one of" in refused.stdout + refused.stderr
 

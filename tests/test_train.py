@@ -3,6 +3,8 @@ loop's seeding, checkpoint resume after a kill, early stopping, data sharding an
 
 import os
 import socket
+import subprocess
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -12,7 +14,7 @@ from torch import nn
 
 from star.data.cache import BALL_ROLE, write_cache
 from star.data.datasets import CaptioningDataset, Collate, HalfGroups, SpottingDataset
-from star.data.halves import CacheReader, Inputs, load_halves
+from star.data.halves import SMALL_HALF, CacheReader, Inputs, load_halves
 from star.data.games import read_manifest
 from star.data.soccernet import CAPTION_LABELS
 from star.errors import InputError
@@ -174,6 +176,22 @@ def test_halves_are_standardised_once_and_the_store_stays_within_cache_mb(store)
     assert batch.global_.shape == (1, 12, 16) and batch.global_times.tolist() == [list(range(0, 60, 5))]
 
 
+def test_a_small_half_is_read_once_for_all_its_windows(store):
+    """Without global features (or with Filter/Memory's frames only) a window is cut from the whole standardised
+    half when the half is at most 1/SMALL_HALF of the store: the same bits as reading the window's rows."""
+    train = halves(store)
+    mean, std = np.full(16, 1.0, np.float32), np.full(16, 2.0, np.float32)
+    inputs = Inputs(window=6, with_global=False, mean=mean, std=std, blur=3)
+    anchors = [(0, 2), (0, 30), (0, 58), (1, 7)]
+    half_mb = 60 * 16 * 4 / 2**20
+    small = CaptioningDataset(train, inputs, anchors=anchors, reader=CacheReader(cache_mb=SMALL_HALF * half_mb))
+    read = CaptioningDataset(train, inputs, anchors=anchors, reader=CacheReader(cache_mb=SMALL_HALF * half_mb / 2))
+    for i in range(len(anchors)):
+        assert np.array_equal(small[i]["local"], read[i]["local"])
+        assert np.array_equal(small[i]["local_mask"], read[i]["local_mask"])
+    assert len(small.reader._arrays) == 2 and not read.reader._arrays  # the two halves kept; none
+
+
 def test_batches_grouped_by_half_visit_each_sample_at_most_once(store):
     train = halves(store)
     data = SpottingDataset(train, Inputs(window=6, with_global=False), radius_s=1, negatives_per_positive=2)
@@ -286,6 +304,16 @@ def ddp_worker(rank: int, port: int, store: dict, out: str):
         dist=dist)
     torch.save(model.state_dict(), f"{out}/rank{rank}.pt")
     torch.distributed.destroy_process_group()
+
+
+def test_seeding_asks_for_deterministic_kernels_without_importing_the_compiler():
+    # a fresh process: the flag torch reads, set without torch.use_deterministic_algorithms' import of
+    # torch._inductor (a CPU-second in every training job)
+    code = ("import sys, torch; from star.train.loop import seed_everything; seed_everything(0); "
+            "print(torch.are_deterministic_algorithms_enabled(), "
+            "torch.is_deterministic_algorithms_warn_only_enabled(), 'torch._inductor' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "True", "False"]
 
 
 def test_ddp_on_cpu_keeps_replicas_identical(store, tmp_path):

@@ -72,7 +72,7 @@ def test_a_missing_java_stops_the_run_before_any_job(tmp_path):
     (work / "tiny.yaml").write_text(yaml.safe_dump(TINY))
     proc = snakemake(work, "--cores", "1", "--", "results/table1.csv", check=False, env={"PATH": str(shadow)})
     assert proc.returncode != 0
-    assert "evaluate_captions needs Java" in proc.stderr and "`java` was not found" in proc.stderr
+    assert "evaluate_both, evaluate_captions) needs Java" in proc.stderr and "`java` was not found" in proc.stderr
     assert not (work / "results").exists()
 
 

@@ -5,7 +5,9 @@ What depends only on the half is computed once per half and shared by all its sa
 features (every `global_stride`-th sample, float32 or float16; for STaR's captioner only the frames Filter/Memory
 keeps, with their sample indices) and its positions live in a per-process store (an LRU of `cache_mb`), so memory
 stays bounded whatever the dataset's size. Windows are sliced from the standardised half when it is in the store
-whole at full rate in float32 (the same values as standardising the window), else read from the file. Caches are
+whole at full rate in float32 (the same values as standardising the window), or when the half is small (at most
+1/SMALL_HALF of the store: a thousand such halves fit, as many as SoccerNet has) and is then read and standardised
+once; else read from the file. Caches are
 opened on first use in each process (DataLoader workers open their own). The epoch's order of halves can be given
 (`plan`): the kernel then reads the next halves ahead while this one is computed.
 """
@@ -30,6 +32,8 @@ from star.data.games import Game
 from star.data.soccernet import Annotation, load_labels
 from star.errors import InputError
 from star.data.selection import filter_memory
+
+SMALL_HALF = 1024  # a half of at most cache_mb / SMALL_HALF is kept whole for its windows: read once, not per window
 
 @dataclass(frozen=True)
 class Half:
@@ -176,7 +180,12 @@ class CacheReader:
             return out, mask
         self._reset_if_forked()
         rows, _ = self._arrays.get(self._global_key(half, inputs), (None, None))
-        if rows is not None and self.global_stride == 1 and rows.dtype == np.float32 and len(rows) == half.length:
+        whole = rows is not None and self.global_stride == 1 and rows.dtype == np.float32 and len(rows) == half.length
+        if not whole and half.length * half.dim * 4 <= self.cache_bytes // SMALL_HALF:
+            rows = self._arrays.get_or((half.features, "rows", inputs.norm_key()),
+                                       lambda: self._standardised(half, inputs, 1))
+            whole = True
+        if whole:
             out[mask] = rows[source[mask]]  # the whole half (every frame kept), already standardised
             return out, mask
         lo, hi = source[mask].min(), source[mask].max() + 1
@@ -186,6 +195,17 @@ class CacheReader:
             out[mask] /= inputs.std
         return out, mask
 
+    def _standardised(self, half: Half, inputs: Inputs, stride: int) -> np.ndarray:
+        """Every `stride`-th sample of the half, float32, standardised (in place: no whole-half temporaries; the
+        same float operations as a window's, so a window cut from it is the window read alone)."""
+        h5 = self._open(half.features, "features")
+        rows = h5["features"][::stride] if stride > 1 else h5["features"][:]
+        rows = rows.astype(np.float32, copy=False)
+        if inputs.mean is not None:
+            rows -= inputs.mean
+            rows /= inputs.std
+        return rows
+
     def global_features(self, half: Half, inputs: Inputs) -> tuple[tuple, np.ndarray, np.ndarray | None]:
         """(store key, standardised features [G, D], their sample indices [G] or None): every `global_stride`-th
         sample of the half (times None), or only the frames Filter/Memory keeps of them (`inputs.select`).
@@ -194,12 +214,7 @@ class CacheReader:
 
         def read():
             self._read_ahead(half.features)
-            h5 = self._open(half.features, "features")
-            rows = h5["features"][:: self.global_stride] if self.global_stride > 1 else h5["features"][:]
-            rows = rows.astype(np.float32, copy=False)
-            if inputs.mean is not None:  # in place: no whole-half temporaries
-                rows -= inputs.mean
-                rows /= inputs.std
+            rows = self._standardised(half, inputs, self.global_stride)
             times = None
             if inputs.select is not None:  # a function of the half's features alone: once per half
                 keep = filter_memory(torch.from_numpy(rows)[None], torch.ones(1, len(rows), dtype=torch.bool),

@@ -8,8 +8,9 @@ as the official `results_dense_captioning.json` of each.
     ... --labels <root>/<game path>/Labels-caption.json ...   instead of --spots: ground-truth anchors (Table 4)
 
 One --game-path, --out (and --labels) per game; features, positions and spots per half, game by game, every game
-with the same number of halves. The model is loaded once for all games (the workflow runs one job per model and
-anchors over the test split) and each game's file is written as soon as it is captioned.
+with the same number of halves. The model is loaded once for all games, and once for calls joined by `--and` (the
+workflow runs one job per model over the test split, at both anchors where its tables need both: `--spots ... --out
+... --and ... --labels ... --out ...`); each game's file is written as soon as it is captioned.
 
 A model of an end-to-end ("dense") method (PDVC, Vid2Seq) reads neither: it finds the events itself
 (star.infer.dense), and ground-truth anchors are not offered for it.
@@ -23,6 +24,7 @@ half with features gets a prediction.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from pathlib import Path
 
@@ -112,6 +114,18 @@ def caption_anchors(model, content: dict, halves: list[Half], wanted: list[dict]
              "comment": text} for a, text in zip(wanted, texts, strict=True)]
 
 
+def loaded_model(path: Path, device: torch.device) -> tuple[torch.nn.Module, dict]:
+    """A captioner loaded once per process for every `--and` call that names it (used without gradients); a file
+    written again in between is read again."""
+    stat = path.stat()
+    return _load_once(path.resolve(), stat.st_mtime_ns, stat.st_size, device)
+
+
+@functools.cache
+def _load_once(path: Path, mtime_ns: int, size: int, device: torch.device) -> tuple[torch.nn.Module, dict]:
+    return load_model(path, "captioning", device)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, required=True, help="captioner written by `star captioning-train`")
     parser.add_argument("--game-path", nargs="+", required=True,
@@ -135,7 +149,9 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     section = cfg["captioning"]
     device = pick_device(cfg["model"]["device"])
-    model, content = load_model(args.model, "captioning", device)
+    model, content = loaded_model(args.model, device)
+    if getattr(model, "parsing", None):  # counts of this call's games, not of an earlier `--and` call's
+        model.parsing = dict.fromkeys(model.parsing, 0)
     positions = args.positions or [None] * len(args.features)
     of_game = [slice(i * per_game, (i + 1) * per_game) for i in range(len(args.game_path))]  # its halves' entries
     games = [game_halves(path, args.features[part], positions[part])  # every game's caches checked before any caption

@@ -5,6 +5,7 @@ import re
 import shlex
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
@@ -74,16 +75,19 @@ if (
 
 onstart:
     # Java runs the evaluator's PTB tokenizer and METEOR: a missing one stops the run before any training.
-    if any(
-        job.rule.name == "evaluate_captions" for job in workflow.dag.needrun_jobs()
-    ):
+    if evaluating := {job.rule.name for job in workflow.dag.needrun_jobs()} & {
+        "evaluate_captions",
+        "evaluate_captioning_subtask",
+        "evaluate_both",
+    }:
         from star.eval.java import JavaError, find_java
 
         try:
             find_java()
         except JavaError as exc:
             raise WorkflowError(
-                f"evaluate_captions needs Java, checked before any job runs: {exc}"
+                f"the evaluation ({', '.join(sorted(evaluating))}) needs Java, checked before any"
+                f" job runs: {exc}"
             ) from None
 
 
@@ -458,6 +462,9 @@ EXTENDED = SSS_INPUTS == "xy"
 SSS_INPUT_NAMES = {"xy": "xy", "xy_team_role_ball": "xy, team, role, ball"}
 
 
+DENSE_WINDOW = 30  # the tables' caption metrics at the spots: @30
+
+
 def metrics_file(method, encoder, variant, anchors, window):
     return f"results/{layout.metrics_file(method, encoder, variant, anchors, window)}"
 
@@ -490,7 +497,7 @@ def table3_files():
         for positions in (False, True):
             variant = variant_name(blur=blur, use_positions=positions)
             files += [
-                metrics_file("star", TABLE_ENCODER, variant, "spots", 30),
+                metrics_file("star", TABLE_ENCODER, variant, "spots", DENSE_WINDOW),
                 metrics_file("star", TABLE_ENCODER, variant, "gt", "captioning"),
             ]
     return files
@@ -498,7 +505,9 @@ def table3_files():
 
 TABLE_FILES = {
     "table1": [
-        metrics_file(m, e, "default", "spots", 30) for e in ENCODERS for m in METHODS
+        metrics_file(m, e, "default", "spots", DENSE_WINDOW)
+        for e in ENCODERS
+        for m in METHODS
     ],
     "table3": table3_files(),
     "table4": [
@@ -512,12 +521,20 @@ TABLE_FILES = {
             TABLE_ENCODER,
             variant_name(use_global=g, use_positions=p),
             "spots",
-            30,
+            DENSE_WINDOW,
         )
         for p, g in ((False, False), (False, True), (True, False), (True, True))
     ]
     + (
-        [metrics_file("star", TABLE_ENCODER, variant_name(team_ball=True), "spots", 30)]
+        [
+            metrics_file(
+                "star",
+                TABLE_ENCODER,
+                variant_name(team_ball=True),
+                "spots",
+                DENSE_WINDOW,
+            )
+        ]
         if EXTENDED
         else []
     ),
@@ -554,13 +571,62 @@ def diagnostic_dirs(anchors):
     }
 
 
-# --- Report: figures, viewer pages ---------------------------------------------------------------------------------
+# --- One job for both anchors --------------------------------------------------------------------------------------
+# A run ("<method>/<encoder>/<variant>") whose captions at the spots and at the ground truth the configured tables and
+# diagnostics both need is captioned by one job (captioning_infer_both), and one whose spots@30 and gt@captioning
+# metrics they both need is evaluated by one (evaluate_both): one process start, model load and METEOR JVM (~7 CPU-s)
+# instead of two, even when the target asks for one of them. Rule order picks these rules; the others serve the rest.
 def run_of(metrics):
     """(method, encoder, variant, anchors) of a metrics file results/metrics/<m>/<e>/<v>/<anchors>@<window>.json."""
     method, encoder, variant, name = metrics.split("/")[2:6]
     return method, encoder, variant, name.split("@")[0]
 
 
+def both_anchors_runs():
+    """(runs to caption at both anchors, runs to evaluate with both protocols), each a wildcard regex."""
+    metrics = {f for files in TABLE_FILES.values() for f in files}
+    runs = {run_of(f)[:3] for f in metrics}
+    captioned = set(map(run_of, metrics)) | {
+        (m, TABLE_ENCODER, v, a)
+        for m, v in DIAGNOSTIC_RUNS.values()
+        for a in ("gt", "spots")
+    }
+    infer = [r for r in runs if {(*r, "gt"), (*r, "spots")} <= captioned]
+    evaluate = [
+        r
+        for r in runs
+        if {
+            metrics_file(*r, "spots", DENSE_WINDOW),
+            metrics_file(*r, "gt", "captioning"),
+        }
+        <= metrics
+    ]
+    regex = (
+        lambda chosen: "|".join(re.escape("/".join(r)) for r in sorted(chosen))
+        or "NO_RUNS"
+    )
+    return regex(infer), regex(evaluate)
+
+
+INFER_BOTH, EVALUATE_BOTH = both_anchors_runs()
+
+
+def at_anchors(w, anchors):
+    """The per-anchors wildcards (method, encoder, variant, anchors) of a both-anchors job's `run`."""
+    method, encoder, variant = w.run.split("/")
+    return SimpleNamespace(
+        method=method, encoder=encoder, variant=variant, anchors=anchors
+    )
+
+
+def both_anchors_inputs(w):
+    return {
+        **captioning_infer_inputs(at_anchors(w, "spots")),
+        **captioning_infer_inputs(at_anchors(w, "gt")),
+    }
+
+
+# --- Report: figures, viewer pages ---------------------------------------------------------------------------------
 def table_figures(table):
     """What the report shows beside a table, built with it: the training curves of every model behind its rows;
     for Table 1 also each spotter's confidence over the test games, their viewer pages, the feature probe's

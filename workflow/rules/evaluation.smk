@@ -1,4 +1,5 @@
-# Metrics of every captioning run on the test split (`star evaluate`, one METEOR JVM per job) and the paper's tables
+# Metrics of every captioning run on the test split (`star evaluate`, one METEOR JVM per job; one job for
+# both protocols where the tables need a run's spots@30 and gt@captioning) and the paper's tables
 # (`star tables`): results/table1.csv (methods x encoders), table3 (STaR's feature blurring K x SSS), table4
 # (captioning at ground-truth anchors) and table6 (STaR with/without global features x positions), each with .md;
 # every metric with its game-level bootstrap interval (tables.bootstrap resamples).
@@ -70,6 +71,49 @@ rule evaluate_captioning_subtask:
     shell:
         "star evaluate {params.root:q} {params.predictions:q} --games {input.games:q} --protocol captioning"
         " --seed {params.seed} --bootstrap {params.bootstrap} --json {output.metrics:q} {params.meta} > {log:q} 2>&1"
+
+
+# One job for both protocols where the tables need both (EVALUATE_BOTH, common.smk): two calls joined by --and share
+# one METEOR JVM
+rule evaluate_both:
+    input:
+        games="results/dataset/test_games.txt",
+        labels=[game_file(g, LABELS) for g in SPLIT_IDS["test"]],
+        predictions=lambda w: [
+            f"results/captioning/{w.run}/{anchors}/{GAMES[g].path}/{PREDICTIONS}"
+            for anchors in ("spots", "gt")
+            for g in SPLIT_IDS["test"]
+        ],
+    output:
+        spots=f"results/metrics/{{run}}/spots@{DENSE_WINDOW}.json",
+        gt="results/metrics/{run}/gt@captioning.json",
+    log:
+        "results/logs/evaluate_both/{run}.log",
+    benchmark:
+        "results/benchmarks/evaluate_both/{run}.tsv"
+    wildcard_constraints:
+        run=EVALUATE_BOTH,
+    conda:
+        env("torch")
+    resources:
+        mem_mb=mem_mb("evaluate_both"),
+    params:
+        meta_spots=lambda w: row_meta(at_anchors(w, "spots")),
+        meta_gt=lambda w: row_meta(at_anchors(w, "gt")),
+        root=literal(ROOT),
+        seed=TABLES["seed"],
+        bootstrap=TABLES["bootstrap"],
+        code=code_hash("star.evaluate"),
+    shell:
+        "star evaluate {params.root:q} results/captioning/{wildcards.run}/spots --games {input.games:q}"
+        f" --window {DENSE_WINDOW}"
+        " --seed {params.seed} --bootstrap {params.bootstrap} --json {output.spots:q} {params.meta_spots}"
+        " --and {params.root:q} results/captioning/{wildcards.run}/gt --games {input.games:q} --protocol captioning"
+        " --seed {params.seed} --bootstrap {params.bootstrap} --json {output.gt:q} {params.meta_gt} > {log:q} 2>&1"
+
+
+ruleorder: evaluate_both > evaluate_captions
+ruleorder: evaluate_both > evaluate_captioning_subtask
 
 
 rule make_table:

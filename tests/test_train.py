@@ -192,6 +192,22 @@ def test_a_small_half_is_read_once_for_all_its_windows(store):
     assert len(small.reader._arrays) == 2 and not read.reader._arrays  # the two halves kept; none
 
 
+def test_a_half_leaving_the_store_leaves_the_page_cache(store, monkeypatch):
+    """Its file's pages are dropped (posix_fadvise DONTNEED) when its global features are evicted, so the next half
+    is read into pages just freed; halves still in the store keep theirs."""
+    from star.data import halves as store_module
+
+    advised = []
+    monkeypatch.setattr(store_module, "advise", lambda path, advice: advised.append((path, advice)))
+    train = halves(store)
+    reader = CacheReader(cache_mb=1.5 * 60 * 16 * 4 / 2**20)  # room for one half's global features
+    dataset = CaptioningDataset(train, Inputs(window=4), anchors=[(0, 5), (0, 30), (1, 5)], reader=reader)
+    dataset[0], dataset[1]
+    assert advised == []
+    dataset[2]
+    assert advised == [(train[0].features, "POSIX_FADV_DONTNEED")]
+
+
 def test_batches_grouped_by_half_visit_each_sample_at_most_once(store):
     train = halves(store)
     data = SpottingDataset(train, Inputs(window=6, with_global=False), radius_s=1, negatives_per_positive=2)

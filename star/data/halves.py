@@ -35,6 +35,7 @@ from star.data.selection import filter_memory
 
 SMALL_HALF = 1024  # a half of at most cache_mb / SMALL_HALF is kept whole for its windows: read once, not per window
 
+
 @dataclass(frozen=True)
 class Half:
     """One game half: where its caches are, its annotations, and its features' length, rate and dimension."""

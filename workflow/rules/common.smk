@@ -75,10 +75,10 @@ if (
 
 onstart:
     # Java runs the evaluator's PTB tokenizer and METEOR: a missing one stops the run before any training.
-    if evaluating := {job.rule.name for job in workflow.dag.needrun_jobs()} & {
-        "evaluate_captions",
-        "evaluate_captioning_subtask",
-        "evaluate_both",
+    if evaluating := {
+        job.rule.name
+        for job in workflow.dag.needrun_jobs()
+        if job.rule.name.startswith("evaluate_")
     }:
         from star.eval.java import JavaError, find_java
 
